@@ -1,0 +1,46 @@
+# jifen — the two commands are `make run` and `make test` (README.md).
+SHELL := /bin/bash
+CARGO ?= cargo
+DISRUPTIVE := test(/^disruptive_/) | test(/::disruptive_/)
+
+.PHONY: run test lint fmt build services bench clean-test-dbs tools k8s
+
+## Bring up the whole cluster on this machine with a demo city (Ctrl-C stops it).
+run: services
+	$(CARGO) build --workspace --bins
+	scripts/run.sh
+
+## Every test, against the real local PostgreSQL, RabbitMQ and Redis.
+test: services tools lint
+	scripts/dev-services.sh clean-test-dbs
+	$(CARGO) build --workspace --bins
+	$(CARGO) nextest run --workspace --all-targets -E 'not ($(DISRUPTIVE))'
+	# Tests that stop a shared server run alone, one at a time, after everything else.
+	$(CARGO) nextest run --workspace --all-targets -E '$(DISRUPTIVE)' --test-threads 1 --no-tests pass
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+build:
+	$(CARGO) build --workspace --bins
+
+services:
+	scripts/dev-services.sh up
+
+clean-test-dbs:
+	scripts/dev-services.sh clean-test-dbs
+
+## Throughput and p99 of the hot paths (release build).
+bench: services
+	$(CARGO) build --release --workspace --bins
+	$(CARGO) run --release -p jifen-bench -- all
+
+tools:
+	@command -v cargo-nextest >/dev/null || $(CARGO) install cargo-nextest --locked
+
+k8s:
+	@cat deploy/k8s/README.md

@@ -1,0 +1,114 @@
+//! An in-process cluster for benchmarks: the members service and the gateway on port 0, a fresh
+//! database on the local PostgreSQL, a unique bus and Redis prefix, keys made for the run.
+
+use anyhow::Context as _;
+use jifen_platform::auth::{TokenSigner, TokenVerifier, generate_key_pair};
+use rand::RngCore as _;
+use std::net::SocketAddr;
+use tokio_util::sync::CancellationToken;
+
+pub struct Cluster {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub admin_token: String,
+    pub root_id: String,
+    cancel: CancellationToken,
+}
+
+impl Cluster {
+    pub async fn start() -> anyhow::Result<Self> {
+        let db = jifen_testkit::fresh_database("bench").await?;
+        let prefix = jifen_testkit::unique_prefix("bench");
+        let (sk, pk) = generate_key_pair()?;
+        let verifier = TokenVerifier::from_pems([("bench", pk.as_str())])?;
+        let signer = TokenSigner::from_pem("bench", &sk)?;
+        let mut key = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut key);
+
+        let members_settings = jifen_members::Settings {
+            database_url: db.server_url.clone(),
+            database_name: db.name.clone(),
+            grpc_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ops_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            bus: jifen_eventbus::BusConfig::new(jifen_testkit::amqp_url()).with_prefix(&prefix),
+            verifier: verifier.clone(),
+            pii_key: secrecy::SecretSlice::from(key.to_vec()),
+            root_org_name: "基准测试工委".into(),
+            bootstrap_admin_password: secrecy::SecretString::from("bench-admin-password"),
+            otlp_endpoint: None,
+        };
+        let cancel = CancellationToken::new();
+        let members = jifen_members::Application::build(members_settings).await?;
+        let members_addr = members.grpc_addr();
+        tokio::spawn(members.run_until_stopped(cancel.clone()));
+
+        let mut gw = jifen_gateway::Settings::with_keys(signer, verifier);
+        gw.listen = "127.0.0.1:0".into();
+        gw.members_url = format!("http://{members_addr}");
+        gw.redis_url = jifen_testkit::redis_url();
+        gw.redis_prefix = format!("{prefix}:");
+        gw.rate_limit_per_minute = 0;
+        let gateway = jifen_gateway::Application::build(gw).await?;
+        let base = format!("http://{}", gateway.addr());
+        tokio::spawn(gateway.run_until_stopped(cancel.clone()));
+
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()?;
+        let login: serde_json::Value = http
+            .post(format!("{base}/api/v1/auth/login"))
+            .json(&serde_json::json!({"username": "admin", "password": "bench-admin-password"}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let admin_token = login["access_token"]
+            .as_str()
+            .context("access_token")?
+            .to_owned();
+        let me: serde_json::Value = http
+            .get(format!("{base}/api/v1/me"))
+            .bearer_auth(&admin_token)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let root_id = me["roles"][0]["org_id"]
+            .as_str()
+            .context("root org id")?
+            .to_owned();
+        Ok(Self {
+            base,
+            http,
+            admin_token,
+            root_id,
+            cancel,
+        })
+    }
+
+    /// POST `path` with a JSON body as the admin; the answer's JSON.
+    pub async fn post(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        Ok(self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.admin_token)
+            .json(&body)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}

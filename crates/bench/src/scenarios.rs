@@ -1,0 +1,175 @@
+//! The measured scenarios.
+
+use crate::cluster::Cluster;
+use crate::report::Report;
+use anyhow::Context as _;
+use hdrhistogram::Histogram;
+use sea_orm_migration::MigratorTrait as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// `POST /api/v1/members` through the gateway at `clients` concurrent clients.
+pub async fn members_through_gateway(clients: usize, requests: usize) -> anyhow::Result<Report> {
+    let cluster = Arc::new(Cluster::start().await?);
+    let committee = cluster
+        .post(
+            "/api/v1/orgs",
+            serde_json::json!({"parent_id": cluster.root_id, "name": "基准党委", "kind": "committee", "unit_type": "government_organ"}),
+        )
+        .await?;
+    let branch = cluster
+        .post(
+            "/api/v1/orgs",
+            serde_json::json!({"parent_id": committee["id"], "name": "基准党支部", "kind": "branch", "unit_type": "government_organ"}),
+        )
+        .await?;
+    let branch_id = branch["id"].as_str().context("branch id")?.to_owned();
+
+    // Warm-up: connections, prepared statements, JIT-free but cache-warm paths.
+    for i in 0..64 {
+        create_member(&cluster, &branch_id, i).await?;
+    }
+
+    let next = Arc::new(AtomicUsize::new(64));
+    let errors = Arc::new(AtomicU64::new(0));
+    let end = 64 + requests;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (cluster, branch_id, next, errors) = (
+            cluster.clone(),
+            branch_id.clone(),
+            next.clone(),
+            errors.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= end {
+                    break;
+                }
+                let t = Instant::now();
+                if create_member(&cluster, &branch_id, i).await.is_err() {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+                h.record(t.elapsed().as_micros() as u64)?;
+            }
+            anyhow::Ok(h)
+        }));
+    }
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    for t in tasks {
+        latency.add(t.await??)?;
+    }
+    let elapsed = started.elapsed();
+    Ok(Report {
+        name: format!("members created via gateway (c={clients})"),
+        operations: requests as u64,
+        elapsed,
+        unit: "members",
+        latency: Some(latency),
+        errors: errors.load(Ordering::Relaxed),
+    })
+}
+
+async fn create_member(cluster: &Cluster, branch_id: &str, i: usize) -> anyhow::Result<()> {
+    cluster
+        .post(
+            "/api/v1/members",
+            serde_json::json!({
+                "org_id": branch_id,
+                "name": format!("成员{i:06}"),
+                "gender": if i.is_multiple_of(2) { "male" } else { "female" },
+                "category": "full",
+                "joined_on": "2015-07-01",
+                "phone": format!("139{:08}", i),
+            }),
+        )
+        .await
+        .map(|_| ())
+}
+
+/// Events staged in the outbox, then published by one relay with publisher confirms.
+pub async fn outbox_relay(events: usize) -> anyhow::Result<Report> {
+    let db = jifen_testkit::fresh_database("benchrelay").await?;
+    let conn = jifen_platform::db::connect(&db.url, 8).await?;
+    jifen_migrations::members::MembersMigrator::up(&conn, None).await?;
+    let prefix = jifen_testkit::unique_prefix("benchrelay");
+    let config = jifen_eventbus::BusConfig::new(jifen_testkit::amqp_url()).with_prefix(&prefix);
+    let payload = vec![7u8; 256];
+    for chunk in (0..events).collect::<Vec<_>>().chunks(1000) {
+        let tx = sea_orm::TransactionTrait::begin(&conn).await?;
+        for i in chunk {
+            jifen_eventbus::stage(
+                &tx,
+                "bench",
+                jifen_eventbus::OutgoingEvent {
+                    routing_key: "bench.thing.happened.v1".into(),
+                    subject: format!("thing-{i}"),
+                    payload: payload.clone(),
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+    }
+    let relay = jifen_eventbus::Relay::new(conn.clone(), config.clone(), "bench");
+    let started = Instant::now();
+    let mut published = 0;
+    while published < events {
+        let n = relay.drain_once().await?;
+        if n == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        published += n;
+    }
+    let elapsed = started.elapsed();
+    cleanup_bus(&config).await;
+    Ok(Report {
+        name: "events published by the outbox relay".into(),
+        operations: published as u64,
+        elapsed,
+        unit: "events",
+        latency: None,
+        errors: 0,
+    })
+}
+
+/// Deletes the run's exchanges and queues so benchmarks leave nothing behind on the broker.
+async fn cleanup_bus(config: &jifen_eventbus::BusConfig) {
+    let Ok(conn) =
+        lapin::Connection::connect(&config.amqp_url, lapin::ConnectionProperties::default()).await
+    else {
+        return;
+    };
+    if let Ok(ch) = conn.create_channel().await {
+        let unrouted = format!("{}.unrouted", config.exchange);
+        let _ = ch
+            .queue_delete(
+                unrouted.as_str().into(),
+                lapin::options::QueueDeleteOptions::default(),
+            )
+            .await;
+        let _ = ch
+            .exchange_delete(
+                unrouted.as_str().into(),
+                lapin::options::ExchangeDeleteOptions::default(),
+            )
+            .await;
+        let _ = ch
+            .exchange_delete(
+                config.exchange.as_str().into(),
+                lapin::options::ExchangeDeleteOptions::default(),
+            )
+            .await;
+        let _ = ch
+            .exchange_delete(
+                config.dead_letter_exchange.as_str().into(),
+                lapin::options::ExchangeDeleteOptions::default(),
+            )
+            .await;
+    }
+    let _ = conn.close(0, "bench done".into()).await;
+}

@@ -1,0 +1,180 @@
+//! Starts the services as child processes with their own database, bus prefix, Redis prefix,
+//! ports and keys, so end-to-end tests run beside every other test.
+
+use base64::Engine as _;
+use jifen_testkit::process::{ServiceProcess, free_port, workspace_binary};
+use rand::RngCore as _;
+use std::time::{Duration, Instant};
+
+pub struct Cluster {
+    pub base: String,
+    pub http: reqwest::Client,
+    /// Held so the child processes live as long as the cluster (they are killed on drop).
+    _members: ServiceProcess,
+    _gateway: ServiceProcess,
+    pub env: Vec<(String, String)>,
+    pub bus_prefix: String,
+    _dir: tempfile::TempDir,
+}
+
+pub const ADMIN_PASSWORD: &str = "e2e-admin-password";
+
+impl Cluster {
+    pub async fn start(label: &str) -> Self {
+        let db = jifen_testkit::fresh_database(label).await.unwrap();
+        let bus_prefix = jifen_testkit::unique_prefix(label);
+        let dir = tempfile::tempdir().unwrap();
+        jifen_platform::auth::ensure_key_pair(dir.path(), "e2e").unwrap();
+        let mut pii = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut pii);
+        let (grpc, ops, gw) = (
+            free_port().unwrap(),
+            free_port().unwrap(),
+            free_port().unwrap(),
+        );
+        let env: Vec<(String, String)> = [
+            ("JIFEN_DATABASE_URL", db.server_url.clone()),
+            ("JIFEN_MEMBERS_DATABASE", db.name.clone()),
+            ("JIFEN_AMQP_URL", jifen_testkit::amqp_url()),
+            ("JIFEN_REDIS_URL", jifen_testkit::redis_url()),
+            ("JIFEN_BUS_PREFIX", bus_prefix.clone()),
+            ("JIFEN_REDIS_PREFIX", format!("{bus_prefix}:")),
+            ("JIFEN_JWT_KEYS_DIR", dir.path().display().to_string()),
+            ("JIFEN_JWT_SIGNING_KID", "e2e".into()),
+            (
+                "JIFEN_PII_KEY",
+                base64::engine::general_purpose::STANDARD.encode(pii),
+            ),
+            ("JIFEN_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD.into()),
+            ("JIFEN_ROOT_ORG_NAME", "市直机关工委".into()),
+            ("JIFEN_MEMBERS_GRPC_ADDR", format!("127.0.0.1:{grpc}")),
+            ("JIFEN_MEMBERS_OPS_ADDR", format!("127.0.0.1:{ops}")),
+            ("JIFEN_MEMBERS_URL", format!("http://127.0.0.1:{grpc}")),
+            ("JIFEN_GATEWAY_ADDR", format!("127.0.0.1:{gw}")),
+            ("JIFEN_RATE_LIMIT_PER_MINUTE", "100000".into()),
+            ("RUST_LOG", "info".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let http = reqwest::Client::new();
+        let members = ServiceProcess::spawn(
+            &workspace_binary("jifen-members").unwrap(),
+            &[],
+            &env,
+            dir.path().join("members.log"),
+        )
+        .unwrap();
+        let members_ops = format!("http://127.0.0.1:{ops}");
+        wait_ready(&http, &format!("{members_ops}/readyz"), &members).await;
+        let gateway = ServiceProcess::spawn(
+            &workspace_binary("jifen-gateway").unwrap(),
+            &[],
+            &env,
+            dir.path().join("gateway.log"),
+        )
+        .unwrap();
+        let base = format!("http://127.0.0.1:{gw}");
+        wait_ready(&http, &format!("{base}/readyz"), &gateway).await;
+        Self {
+            base,
+            http,
+            _members: members,
+            _gateway: gateway,
+            env,
+            bus_prefix,
+            _dir: dir,
+        }
+    }
+
+    /// Runs `jifen-members <args>` to completion with the cluster's environment.
+    pub async fn members_command(&self, args: &[&str]) -> std::process::Output {
+        tokio::process::Command::new(workspace_binary("jifen-members").unwrap())
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .await
+            .unwrap()
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let res = self
+            .http
+            .post(format!("{}/api/v1/auth/login", self.base))
+            .json(&serde_json::json!({"username": username, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            200,
+            "login {username}: {}",
+            res.text().await.unwrap_or_default()
+        );
+        let body: serde_json::Value = res.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> (u16, serde_json::Value) {
+        let res = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn post(
+        &self,
+        token: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let res = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(serde_json::Value::Null))
+    }
+}
+
+async fn wait_ready(http: &reqwest::Client, url: &str, process: &ServiceProcess) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = http.get(url).send().await
+            && r.status() == 200
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{url} not ready in 60s; log:\n{}",
+            process.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Polls `f` until it returns `Some`, for at most `secs` seconds.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,124 @@
+//! The only module that speaks SQL: the `outbox` and `inbox` tables (see [`crate::migration`]).
+//!
+//! Invariants:
+//! * an outbox row is claimed with `FOR UPDATE SKIP LOCKED` inside the caller's transaction, so
+//!   concurrent relays never publish the same row at the same time and a claim dies with its
+//!   transaction (a crashed relay releases its rows);
+//! * a row is marked published only by [`mark_published`], which the relay calls only for rows
+//!   the broker confirmed;
+//! * an inbox row is inserted with `ON CONFLICT DO NOTHING`; "inserted" means "first time".
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
+use uuid::Uuid;
+
+use crate::OUTBOX_CHANNEL;
+
+/// One row of `outbox`, as staged and as claimed.
+#[derive(Debug, Clone)]
+pub(crate) struct OutboxRow {
+    pub id: Uuid,
+    pub routing_key: String,
+    pub subject: String,
+    pub source: String,
+    pub payload: Vec<u8>,
+    pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+fn stmt(sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
+/// Inserts a new outbox row (its `created_at` is the database's `now()`).
+pub(crate) async fn insert_outbox(
+    conn: &impl ConnectionTrait,
+    row: &OutboxRow,
+) -> Result<(), sea_orm::DbErr> {
+    conn.execute_raw(stmt(
+        "INSERT INTO outbox (id, routing_key, subject, source, payload, traceparent, tracestate) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        [
+            row.id.into(),
+            row.routing_key.clone().into(),
+            row.subject.clone().into(),
+            row.source.clone().into(),
+            row.payload.clone().into(),
+            row.traceparent.clone().into(),
+            row.tracestate.clone().into(),
+        ],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Signals the relay; inside a transaction PostgreSQL delivers the notification at commit.
+pub(crate) async fn notify_outbox(conn: &impl ConnectionTrait) -> Result<(), sea_orm::DbErr> {
+    conn.execute_raw(stmt("SELECT pg_notify($1, '')", [OUTBOX_CHANNEL.into()]))
+        .await?;
+    Ok(())
+}
+
+/// Locks and returns up to `limit` unpublished rows, oldest id first, skipping rows another
+/// transaction holds. Must run inside a transaction that later marks and commits.
+pub(crate) async fn claim_batch(
+    conn: &impl ConnectionTrait,
+    limit: u32,
+) -> Result<Vec<OutboxRow>, sea_orm::DbErr> {
+    let rows = conn
+        .query_all_raw(stmt(
+            "SELECT id, routing_key, subject, source, payload, traceparent, tracestate, created_at \
+             FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+            [i64::from(limit).into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(OutboxRow {
+                id: r.try_get("", "id")?,
+                routing_key: r.try_get("", "routing_key")?,
+                subject: r.try_get("", "subject")?,
+                source: r.try_get("", "source")?,
+                payload: r.try_get("", "payload")?,
+                traceparent: r.try_get("", "traceparent")?,
+                tracestate: r.try_get("", "tracestate")?,
+                created_at: r.try_get("", "created_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Marks the given rows published now. Returns how many rows changed.
+pub(crate) async fn mark_published(
+    conn: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> Result<u64, sea_orm::DbErr> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "UPDATE outbox SET published_at = now() WHERE published_at IS NULL AND id IN ({})",
+        placeholders.join(", ")
+    );
+    let result = conn
+        .execute_raw(stmt(&sql, ids.iter().map(|id| Value::from(*id))))
+        .await?;
+    Ok(result.rows_affected())
+}
+
+/// Records that `consumer` processed `event_id`. Returns `false` when it already had.
+pub(crate) async fn insert_inbox(
+    conn: &impl ConnectionTrait,
+    consumer: &str,
+    event_id: Uuid,
+) -> Result<bool, sea_orm::DbErr> {
+    let result = conn
+        .execute_raw(stmt(
+            "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            [consumer.into(), event_id.into()],
+        ))
+        .await?;
+    Ok(result.rows_affected() == 1)
+}

@@ -1,0 +1,793 @@
+//! Integration tests of the event bus against the real local PostgreSQL and RabbitMQ.
+//!
+//! Each test has its own database and its own exchange/queue prefix, so tests run in parallel.
+//! Tests named `disruptive_*` stop the shared RabbitMQ and must run alone (`make test` runs them
+//! in a serial phase).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+use std::time::Duration;
+
+use helpers::{DEADLINE, RawBroker, Recorder, TestBus, event, event_properties, header_text};
+use jifen_eventbus::{BusConfig, Relay, stage};
+use lapin::BasicProperties;
+use opentelemetry::trace::TraceContextExt as _;
+use sea_orm::{ConnectionTrait as _, TransactionTrait as _};
+use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use uuid::Uuid;
+
+const APPLIED_ROWS: &str = "SELECT count(*) FROM applied";
+const APPLIED_DISTINCT: &str = "SELECT count(DISTINCT event_id) FROM applied";
+const INBOX_ROWS: &str = "SELECT count(*) FROM inbox";
+const UNPUBLISHED: &str = "SELECT count(*) FROM outbox WHERE published_at IS NULL";
+
+/// Asserts that `n` events were each applied exactly once (and recorded once in the inbox).
+async fn assert_applied_exactly_once(bus: &TestBus, n: i64) -> anyhow::Result<()> {
+    bus.wait_for_count(APPLIED_DISTINCT, n).await?;
+    // Give any stray redelivery a moment to show up as a double application.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        bus.scalar(APPLIED_DISTINCT).await?,
+        n,
+        "distinct events applied"
+    );
+    assert_eq!(
+        bus.scalar(APPLIED_ROWS).await?,
+        n,
+        "an event was applied twice"
+    );
+    assert_eq!(bus.scalar(INBOX_ROWS).await?, n, "inbox rows");
+    assert_eq!(
+        bus.scalar("SELECT coalesce(max(value), 0)::bigint FROM counters")
+            .await?,
+        1.min(n)
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn staged_event_reaches_the_consumer_once_with_its_trace() -> anyhow::Result<()> {
+    let bus = TestBus::new("trace").await?;
+    let recorder = Recorder::new("trace-test.replica");
+    bus.spawn_consumer("trace-test.replica", &["members.#"], recorder)
+        .await?;
+    bus.spawn_relay();
+
+    let request = tracing::info_span!("request");
+    let expected_trace = request.context().span().span_context().trace_id();
+    assert_ne!(
+        expected_trace,
+        opentelemetry::trace::TraceId::INVALID,
+        "the test span has an OTel context"
+    );
+    let id = async {
+        let tx = bus.db.begin().await?;
+        let id = stage(
+            &tx,
+            "members",
+            event("members.member.created.v1", "member-1"),
+        )
+        .await?;
+        tx.commit().await?;
+        anyhow::Ok(id)
+    }
+    .instrument(request)
+    .await?;
+
+    assert_applied_exactly_once(&bus, 1).await?;
+    let row = bus
+        .db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT a.event_id, a.routing_key, a.subject, a.source, a.traceparent AS seen, o.traceparent AS staged, a.payload
+             FROM applied a JOIN outbox o ON o.id = a.event_id",
+        ))
+        .await?
+        .expect("the applied event is the staged one");
+    assert_eq!(row.try_get::<Uuid>("", "event_id")?, id);
+    assert_eq!(
+        row.try_get::<String>("", "routing_key")?,
+        "members.member.created.v1"
+    );
+    assert_eq!(row.try_get::<String>("", "subject")?, "member-1");
+    assert_eq!(row.try_get::<String>("", "source")?, "members");
+    assert_eq!(row.try_get::<Vec<u8>>("", "payload")?, b"member-1");
+    let seen: String = row.try_get("", "seen")?;
+    assert_eq!(
+        Some(seen.clone()),
+        row.try_get::<Option<String>>("", "staged")?
+    );
+    assert_eq!(
+        seen.split('-').nth(1),
+        Some(expected_trace.to_string().as_str()),
+        "{seen}"
+    );
+    assert_eq!(bus.scalar(UNPUBLISHED).await?, 0);
+    bus.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn event_staged_outside_any_span_gets_a_fresh_trace() -> anyhow::Result<()> {
+    let bus = TestBus::new("fresh").await?;
+    stage(&bus.db, "members", event("members.member.created.v1", "m")).await?;
+    let traceparent: String = bus
+        .db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT traceparent FROM outbox",
+        ))
+        .await?
+        .expect("one row")
+        .try_get("", "traceparent")?;
+    let parts: Vec<&str> = traceparent.split('-').collect();
+    assert_eq!(parts.len(), 4, "{traceparent}");
+    assert_eq!(
+        (parts[0], parts[1].len(), parts[2].len()),
+        ("00", 32, 16),
+        "{traceparent}"
+    );
+    assert_ne!(parts[1], "0".repeat(32));
+    bus.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn same_event_published_twice_is_applied_once() -> anyhow::Result<()> {
+    let mut bus = TestBus::new("dup").await?;
+    // One delivery at a time, so the sentinel's application proves both copies were handled.
+    bus.config.prefetch = 1;
+    let recorder = Recorder::new("dup-test.replica");
+    bus.spawn_consumer("dup-test.replica", &["members.#"], recorder)
+        .await?;
+    let broker = RawBroker::with_topology(&bus.config).await?;
+    let id = Uuid::now_v7().to_string();
+    let props = event_properties(&id, "members.member.updated.v1", "member-2");
+    broker
+        .publish(
+            &bus.config.exchange,
+            "members.member.updated.v1",
+            props.clone(),
+            b"v2",
+        )
+        .await?;
+    broker
+        .publish(
+            &bus.config.exchange,
+            "members.member.updated.v1",
+            props,
+            b"v2",
+        )
+        .await?;
+    let sentinel = Uuid::now_v7().to_string();
+    broker
+        .publish(
+            &bus.config.exchange,
+            "members.member.updated.v1",
+            event_properties(&sentinel, "members.member.updated.v1", "sentinel"),
+            b"s",
+        )
+        .await?;
+
+    bus.wait_for_count(
+        &format!("SELECT count(*) FROM applied WHERE event_id = '{sentinel}'"),
+        1,
+    )
+    .await?;
+    assert_eq!(
+        bus.scalar(&format!(
+            "SELECT value::bigint FROM counters WHERE name = '{id}'"
+        ))
+        .await?,
+        1
+    );
+    assert_eq!(
+        bus.scalar(&format!(
+            "SELECT count(*) FROM inbox WHERE event_id = '{id}'"
+        ))
+        .await?,
+        1
+    );
+    assert_eq!(
+        bus.scalar(APPLIED_ROWS).await?,
+        2,
+        "the duplicate and the sentinel, once each"
+    );
+    bus.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_messages_are_dead_lettered_and_do_not_block_the_queue() -> anyhow::Result<()> {
+    let bus = TestBus::new("malformed").await?;
+    let name = "malformed-test.replica";
+    bus.spawn_consumer(name, &["members.#"], Recorder::new(name))
+        .await?;
+    let broker = RawBroker::with_topology(&bus.config).await?;
+
+    let key = "members.member.created.v1";
+    // No message_id at all, then one that is not a UUID, then one without a type.
+    let no_id = BasicProperties::default().with_type(key.into());
+    broker
+        .publish(&bus.config.exchange, key, no_id, b"x")
+        .await?;
+    let bad_id = event_properties("not-a-uuid", key, "m");
+    broker
+        .publish(&bus.config.exchange, key, bad_id, b"y")
+        .await?;
+    let untyped = BasicProperties::default().with_message_id(Uuid::now_v7().to_string().into());
+    broker
+        .publish(&bus.config.exchange, key, untyped, b"z")
+        .await?;
+    // A valid event after them is still applied.
+    let good = Uuid::now_v7().to_string();
+    broker
+        .publish(
+            &bus.config.exchange,
+            key,
+            event_properties(&good, key, "m"),
+            b"ok",
+        )
+        .await?;
+
+    bus.wait_for_count(
+        &format!("SELECT count(*) FROM applied WHERE event_id = '{good}'"),
+        1,
+    )
+    .await?;
+    let dead = broker
+        .take(&bus.config.dead_letter_queue_name(name), 3)
+        .await?;
+    let mut reasons: Vec<String> = dead
+        .iter()
+        .map(|d| header_text(d, "x-jifen-reason").unwrap_or_default())
+        .collect();
+    reasons.sort();
+    assert!(
+        reasons.iter().any(|r| r.contains("missing message_id")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("not a UUID")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("missing type")),
+        "{reasons:?}"
+    );
+    let mut bodies: Vec<&[u8]> = dead.iter().map(|d| d.data.as_slice()).collect();
+    bodies.sort();
+    assert_eq!(
+        bodies,
+        vec![b"x".as_slice(), b"y", b"z"],
+        "the original bodies are kept"
+    );
+    assert_eq!(bus.scalar(INBOX_ROWS).await?, 1);
+    bus.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn permanent_handler_failure_is_dead_lettered_with_its_reason() -> anyhow::Result<()> {
+    let bus = TestBus::new("permanent").await?;
+    let name = "permanent-test.replica";
+    let recorder = Recorder::new(name);
+    bus.spawn_consumer(name, &["members.#"], recorder.clone())
+        .await?;
+    bus.spawn_relay();
+
+    let poison = stage(
+        &bus.db,
+        "members",
+        event("members.member.created.v1", "poison-7"),
+    )
+    .await?;
+    let good = stage(
+        &bus.db,
+        "members",
+        event("members.member.created.v1", "fine-1"),
+    )
+    .await?;
+
+    let broker = RawBroker::connect(&bus.config.amqp_url).await?;
+    let dead = broker
+        .take(&bus.config.dead_letter_queue_name(name), 1)
+        .await?;
+    assert_eq!(
+        dead[0]
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|s| s.as_str().to_owned()),
+        Some(poison.to_string())
+    );
+    assert_eq!(
+        header_text(&dead[0], "x-jifen-reason").as_deref(),
+        Some("poisoned subject poison-7")
+    );
+    assert_eq!(
+        header_text(&dead[0], "ce-subject").as_deref(),
+        Some("poison-7"),
+        "original headers are kept"
+    );
+    assert!(header_text(&dead[0], "traceparent").is_some());
+    assert_eq!(dead[0].data, b"poison-7");
+
+    bus.wait_for_count(
+        &format!("SELECT count(*) FROM applied WHERE event_id = '{good}'"),
+        1,
+    )
+    .await?;
+    assert_eq!(
+        recorder.attempts(poison),
+        1,
+        "a permanent failure is not retried"
+    );
+    assert_eq!(
+        bus.scalar(&format!(
+            "SELECT count(*) FROM inbox WHERE event_id = '{poison}'"
+        ))
+        .await?,
+        0
+    );
+    bus.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transient_failure_is_requeued_until_it_succeeds() -> anyhow::Result<()> {
+    let bus = TestBus::new("transient").await?;
+    let name = "transient-test.replica";
+    let recorder = Recorder::new(name);
+    bus.spawn_consumer(name, &["members.#"], recorder.clone())
+        .await?;
+    bus.spawn_relay();
+    let id = stage(
+        &bus.db,
+        "members",
+        event("members.member.created.v1", "flaky-1"),
+    )
+    .await?;
+    assert_applied_exactly_once(&bus, 1).await?;
+    assert_eq!(
+        recorder.attempts(id),
+        3,
+        "two transient failures, then success"
+    );
+    bus.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn event_failing_transiently_forever_is_dead_lettered_at_the_delivery_limit()
+-> anyhow::Result<()> {
+    let mut bus = TestBus::new("limit").await?;
+    bus.config.delivery_limit = 2;
+    let name = "limit-test.replica";
+    let recorder = Recorder::new(name);
+    bus.spawn_consumer(name, &["members.#"], recorder.clone())
+        .await?;
+    bus.spawn_relay();
+    let id = stage(
+        &bus.db,
+        "members",
+        event("members.member.created.v1", "always-flaky"),
+    )
+    .await?;
+    let after = stage(
+        &bus.db,
+        "members",
+        event("members.member.created.v1", "fine"),
+    )
+    .await?;
+
+    let broker = RawBroker::connect(&bus.config.amqp_url).await?;
+    let dead = broker
+        .take(&bus.config.dead_letter_queue_name(name), 1)
+        .await?;
+    assert_eq!(
+        dead[0]
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|s| s.as_str().to_owned()),
+        Some(id.to_string())
+    );
+    assert!(
+        recorder.attempts(id) >= 2,
+        "retried before giving up: {}",
+        recorder.attempts(id)
+    );
+    bus.wait_for_count(
+        &format!("SELECT count(*) FROM applied WHERE event_id = '{after}'"),
+        1,
+    )
+    .await?;
+    assert_eq!(bus.scalar(INBOX_ROWS).await?, 1);
+    bus.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn panicking_handler_does_not_stop_the_consumer() -> anyhow::Result<()> {
+    let mut bus = TestBus::new("panic").await?;
+    bus.config.delivery_limit = 1;
+    let name = "panic-test.replica";
+    let recorder = Recorder::new(name);
+    bus.spawn_consumer(name, &["members.#"], recorder.clone())
+        .await?;
+    bus.spawn_relay();
+    let id = stage(
+        &bus.db,
+        "members",
+        event("members.member.created.v1", "panic-1"),
+    )
+    .await?;
+    let broker = RawBroker::connect(&bus.config.amqp_url).await?;
+    let dead = broker
+        .take(&bus.config.dead_letter_queue_name(name), 1)
+        .await?;
+    assert_eq!(
+        dead[0]
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|s| s.as_str().to_owned()),
+        Some(id.to_string())
+    );
+    // The same consumer still applies what comes next.
+    stage(
+        &bus.db,
+        "members",
+        event("members.member.created.v1", "fine"),
+    )
+    .await?;
+    assert_applied_exactly_once(&bus, 1).await?;
+    assert!(
+        recorder.attempts(id) >= 2,
+        "retried: {}",
+        recorder.attempts(id)
+    );
+    bus.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_connections_killed_loses_nothing() -> anyhow::Result<()> {
+    let bus = TestBus::new("pgkill").await?;
+    let name = "pgkill-test.replica";
+    bus.spawn_consumer(name, &["members.#"], Recorder::new(name))
+        .await?;
+    bus.spawn_relay();
+    let admin = sea_orm::Database::connect(format!("{}/postgres", bus.database.server_url)).await?;
+    let kill = format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}' AND pid <> pg_backend_pid()",
+        bus.database.name
+    );
+
+    let mut staged = 0;
+    for i in 0..150 {
+        if i % 50 == 25 {
+            // Every connection of the relay (LISTEN included), the consumer and the test dies.
+            admin.execute_unprepared(&kill).await?;
+        }
+        // Like a request handler, the test retries its own transaction when its connection died.
+        for attempt in 0.. {
+            let result = async {
+                let tx = bus.db.begin().await?;
+                stage(
+                    &tx,
+                    "members",
+                    event("members.member.created.v1", &format!("m-{i}")),
+                )
+                .await?;
+                tx.commit().await?;
+                anyhow::Ok(())
+            }
+            .await;
+            match result {
+                Ok(()) => break,
+                Err(error) if attempt < 20 => {
+                    eprintln!("staging retried: {error:#}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        staged += 1;
+    }
+    admin.close().await?;
+    // Ground truth: what the outbox holds (a commit reported as failed may still have happened).
+    let in_outbox = bus
+        .wait_for_count("SELECT count(*) FROM outbox", staged)
+        .await?;
+    assert_applied_exactly_once(&bus, in_outbox).await?;
+    assert_eq!(bus.scalar(UNPUBLISHED).await?, 0);
+    bus.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn event_without_a_consumer_is_kept_in_the_unrouted_queue() -> anyhow::Result<()> {
+    let bus = TestBus::new("unrouted").await?;
+    let id = stage(
+        &bus.db,
+        "grading",
+        event("grading.nobody.listens.v1", "g-1"),
+    )
+    .await?;
+    let relay = Relay::new(bus.db.clone(), bus.config.clone(), "grading");
+    assert_eq!(drain(&relay).await?, 1);
+    assert_eq!(bus.scalar(UNPUBLISHED).await?, 0);
+    let broker = RawBroker::connect(&bus.config.amqp_url).await?;
+    let kept = broker.take(&bus.config.unrouted_name(), 1).await?;
+    assert_eq!(
+        kept[0]
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|s| s.as_str().to_owned()),
+        Some(id.to_string())
+    );
+    assert_eq!(
+        kept[0].properties.kind().as_ref().map(|s| s.as_str()),
+        Some("grading.nobody.listens.v1")
+    );
+    assert_eq!(kept[0].properties.delivery_mode(), &Some(2));
+    assert_eq!(
+        kept[0]
+            .properties
+            .content_type()
+            .as_ref()
+            .map(|s| s.as_str()),
+        Some("application/protobuf")
+    );
+    assert!(kept[0].properties.timestamp().is_some());
+    assert_eq!(
+        header_text(&kept[0], "ce-source").as_deref(),
+        Some("grading")
+    );
+    assert_eq!(
+        header_text(&kept[0], "ce-specversion").as_deref(),
+        Some("1.0")
+    );
+    drop(relay);
+    bus.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rolled_back_stage_publishes_nothing_and_drain_once_counts() -> anyhow::Result<()> {
+    let bus = TestBus::new("drain").await?;
+    let tx = bus.db.begin().await?;
+    stage(&tx, "members", event("members.member.created.v1", "gone")).await?;
+    tx.rollback().await?;
+    let relay = Relay::new(bus.db.clone(), bus.config.clone(), "members");
+    assert_eq!(drain(&relay).await?, 0);
+    // More than one claim batch.
+    bus.stage_many(300, "members.member.created.v1", "m")
+        .await?;
+    assert_eq!(drain(&relay).await?, 300);
+    assert_eq!(drain(&relay).await?, 0);
+    assert_eq!(bus.scalar(UNPUBLISHED).await?, 0);
+    let overlong = stage(&bus.db, "members", event(&"x".repeat(300), "s")).await;
+    assert!(
+        matches!(overlong, Err(jifen_eventbus::BusError::Invalid(_))),
+        "{overlong:?}"
+    );
+    bus.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn relay_wakes_on_notify_without_waiting_for_the_poll() -> anyhow::Result<()> {
+    let mut bus = TestBus::new("notify").await?;
+    bus.config.poll_interval = Duration::from_secs(3600);
+    let name = "notify-test.replica";
+    bus.spawn_consumer(name, &["members.#"], Recorder::new(name))
+        .await?;
+    bus.spawn_relay();
+    stage(
+        &bus.db,
+        "members",
+        event("members.member.created.v1", "first"),
+    )
+    .await?;
+    bus.wait_for_count(APPLIED_ROWS, 1).await?;
+    // The relay is now idle, waiting for a notification (the poll is an hour away).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let tx = bus.db.begin().await?;
+    stage(&tx, "members", event("members.member.created.v1", "second")).await?;
+    tx.commit().await?;
+    bus.wait_for_count(APPLIED_ROWS, 2).await?;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    bus.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn relay_started_on_a_backlog_of_500_delivers_every_row() -> anyhow::Result<()> {
+    let bus = TestBus::new("backlog").await?;
+    bus.stage_many(500, "members.member.created.v1", "m")
+        .await?;
+    let name = "backlog-test.replica";
+    bus.spawn_consumer(name, &["members.#"], Recorder::new(name))
+        .await?;
+    bus.spawn_relay();
+    assert_applied_exactly_once(&bus, 500).await?;
+    assert_eq!(bus.scalar(UNPUBLISHED).await?, 0);
+    bus.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn relay_cancelled_midway_and_restarted_loses_nothing() -> anyhow::Result<()> {
+    let bus = TestBus::new("restart").await?;
+    bus.stage_many(500, "members.member.created.v1", "m")
+        .await?;
+    let name = "restart-test.replica";
+    bus.spawn_consumer(name, &["members.#"], Recorder::new(name))
+        .await?;
+
+    let first = bus.child_token();
+    let handle = bus.spawn_relay_with(bus.config.clone(), first.clone());
+    // Cancel as soon as the first rows are marked published: in the middle of the backlog.
+    bus.wait_for_count(
+        "SELECT count(*) FROM outbox WHERE published_at IS NOT NULL",
+        1,
+    )
+    .await?;
+    first.cancel();
+    tokio::time::timeout(DEADLINE, handle).await??;
+    let left = bus.scalar(UNPUBLISHED).await?;
+    eprintln!("relay cancelled with {left} of 500 rows unpublished");
+
+    bus.spawn_relay();
+    bus.wait_for_count(APPLIED_DISTINCT, 500).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(bus.scalar(APPLIED_DISTINCT).await?, 500);
+    assert_eq!(
+        bus.scalar(APPLIED_ROWS).await?,
+        500,
+        "inbox deduplicates any republished row"
+    );
+    assert_eq!(bus.scalar(INBOX_ROWS).await?, 500);
+    assert_eq!(bus.scalar(UNPUBLISHED).await?, 0);
+    bus.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_relays_share_one_outbox() -> anyhow::Result<()> {
+    let bus = TestBus::new("tworelays").await?;
+    let name = "tworelays-test.replica";
+    bus.spawn_consumer(name, &["members.#"], Recorder::new(name))
+        .await?;
+    bus.spawn_relay();
+    bus.spawn_relay();
+    bus.stage_many(400, "members.member.created.v1", "m")
+        .await?;
+    assert_applied_exactly_once(&bus, 400).await?;
+    bus.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn network_cut_to_rabbitmq_loses_nothing_and_applies_nothing_twice() -> anyhow::Result<()> {
+    let bus = TestBus::new("netcut").await?;
+    let proxy = jifen_testkit::proxy::TcpProxy::start("127.0.0.1:5672".parse()?).await?;
+    let proxied = BusConfig {
+        amqp_url: format!("amqp://guest:guest@{}/%2f", proxy.addr),
+        ..bus.config.clone()
+    };
+    let name = "netcut-test.replica";
+    let consumer = bus.spawn_consumer_with(
+        proxied.clone(),
+        name,
+        &["members.#"],
+        Recorder::new(name),
+        bus.child_token(),
+    );
+    bus.track(consumer);
+    bus.wait_for_consumer(name).await?;
+    let relay = bus.spawn_relay_with(proxied, bus.child_token());
+    bus.track(relay);
+
+    // Three partitions, each while the consumer is busy with earlier events and the relay with
+    // new ones; events keep being staged during each cut.
+    let total = 300;
+    let mut cut = false;
+    for i in 0..total {
+        if matches!(i, 60 | 140 | 220) {
+            bus.wait_for_count(APPLIED_ROWS, i - 40).await?;
+            proxy.cut();
+            cut = true;
+        }
+        if matches!(i, 100 | 180 | 260) {
+            proxy.restore();
+            cut = false;
+        }
+        let tx = bus.db.begin().await?;
+        stage(
+            &tx,
+            "members",
+            event("members.member.created.v1", &format!("m-{i}")),
+        )
+        .await?;
+        tx.commit().await?;
+        if cut {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    assert_applied_exactly_once(&bus, total).await?;
+    assert_eq!(bus.scalar(UNPUBLISHED).await?, 0);
+    bus.cleanup().await
+}
+
+/// `Relay::drain_once`, retried while RabbitMQ is unreachable (a disruptive test may be running).
+async fn drain(relay: &Relay) -> anyhow::Result<usize> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        match relay.drain_once().await {
+            Ok(published) => return Ok(published),
+            Err(error @ jifen_eventbus::BusError::Amqp(_))
+                if std::time::Instant::now() < deadline =>
+            {
+                eprintln!("drain_once failed, retrying: {error}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
+/// Restarts the RabbitMQ app when dropped, even if the test panicked.
+struct StartAppOnDrop;
+
+impl Drop for StartAppOnDrop {
+    fn drop(&mut self) {
+        let status = std::process::Command::new("rabbitmqctl")
+            .arg("start_app")
+            .status();
+        eprintln!("rabbitmqctl start_app: {status:?}");
+    }
+}
+
+fn rabbitmqctl(arg: &str) -> anyhow::Result<()> {
+    let status = std::process::Command::new("rabbitmqctl")
+        .arg(arg)
+        .status()?;
+    anyhow::ensure!(status.success(), "rabbitmqctl {arg}: {status}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn disruptive_rabbitmq_stop_app_loses_no_event() -> anyhow::Result<()> {
+    let bus = TestBus::new("stopapp").await?;
+    let name = "stopapp-test.replica";
+    bus.spawn_consumer(name, &["members.#"], Recorder::new(name))
+        .await?;
+    bus.spawn_relay();
+    // Everything is connected and working before the outage.
+    stage(
+        &bus.db,
+        "members",
+        event("members.member.created.v1", "before"),
+    )
+    .await?;
+    bus.wait_for_count(APPLIED_ROWS, 1).await?;
+
+    let guard = StartAppOnDrop;
+    tokio::task::spawn_blocking(|| rabbitmqctl("stop_app")).await??;
+    bus.stage_many(200, "members.member.created.v1", "during")
+        .await?;
+    // The relay keeps retrying; nothing can be published while the broker is down.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(bus.scalar(UNPUBLISHED).await?, 200);
+    tokio::task::spawn_blocking(move || {
+        let result = rabbitmqctl("start_app");
+        if result.is_ok() {
+            // Started: nothing left for the guard to do.
+            std::mem::forget(guard);
+        }
+        result
+    })
+    .await??;
+
+    assert_applied_exactly_once(&bus, 201).await?;
+    assert_eq!(bus.scalar(UNPUBLISHED).await?, 0);
+    bus.cleanup().await
+}

@@ -1,0 +1,80 @@
+//! One PostgreSQL database per service (`jifen_members`, …) on a shared server. A service
+//! creates its database when missing, connects with a bounded pool and runs its migrator.
+
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
+};
+use sea_orm_migration::MigratorTrait;
+use std::time::Duration;
+
+/// `server_url` + `/` + `name`.
+pub fn database_url(server_url: &str, name: &str) -> String {
+    format!("{}/{name}", server_url.trim_end_matches('/'))
+}
+
+/// Creates database `name` on the server unless it exists. Safe under concurrent start-ups.
+pub async fn ensure_database(server_url: &str, name: &str) -> Result<(), sea_orm::DbErr> {
+    check_name(name)?;
+    let admin = Database::connect(database_url(server_url, "postgres")).await?;
+    let exists = admin
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT 1 FROM pg_database WHERE datname = $1",
+            [name.into()],
+        ))
+        .await?
+        .is_some();
+    if !exists {
+        let created = admin
+            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .await;
+        match created {
+            Ok(_) => tracing::info!(database = name, "created database"),
+            // 42P04 duplicate_database: another instance created it first.
+            Err(e) if e.to_string().contains("already exists") => {}
+            Err(e) => return Err(e),
+        }
+    }
+    admin.close().await?;
+    Ok(())
+}
+
+fn check_name(name: &str) -> Result<(), sea_orm::DbErr> {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(sea_orm::DbErr::Custom(format!(
+            "invalid database name {name:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// Connects to `database_url` with a pool of at most `max_connections`.
+pub async fn connect(
+    database_url: &str,
+    max_connections: u32,
+) -> Result<DatabaseConnection, sea_orm::DbErr> {
+    let mut opts = ConnectOptions::new(database_url.to_owned());
+    opts.max_connections(max_connections)
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false);
+    Database::connect(opts).await
+}
+
+/// Creates the database if needed, connects and applies every pending migration of `M`.
+pub async fn connect_and_migrate<M: MigratorTrait>(
+    server_url: &str,
+    name: &str,
+    max_connections: u32,
+) -> Result<DatabaseConnection, sea_orm::DbErr> {
+    ensure_database(server_url, name).await?;
+    let db = connect(&database_url(server_url, name), max_connections).await?;
+    M::up(&db, None).await?;
+    Ok(db)
+}
+
+/// `SELECT 1`, for readiness.
+pub async fn ping(db: &DatabaseConnection) -> bool {
+    db.execute_unprepared("SELECT 1").await.is_ok()
+}

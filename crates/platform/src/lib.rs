@@ -1,0 +1,19 @@
+//! Infrastructure shared by every jifen service — and nothing else: business rules live in the
+//! service that owns them (STYLE.md).
+//!
+//! * [`settings`]: environment variables with local defaults, parsed once.
+//! * [`telemetry`]: tracing + OpenTelemetry (OTLP export when configured), W3C propagation.
+//! * [`db`]: PostgreSQL databases per service, connection and migration.
+//! * [`grpc`]: server assembly (health, reflection, trace extraction), client trace injection,
+//!   and `Status` construction with details.
+//! * [`auth`]: JWT signing/verification and the caller's [`auth::Principal`] with scope checks.
+//! * [`ops`]: the `/healthz`, `/readyz` and `/metrics` HTTP endpoints every service exposes.
+//! * [`shutdown`]: one cancellation token fanned out from SIGINT/SIGTERM.
+
+pub mod auth;
+pub mod db;
+pub mod grpc;
+pub mod ops;
+pub mod settings;
+pub mod shutdown;
+pub mod telemetry;

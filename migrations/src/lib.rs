@@ -1,0 +1,11 @@
+//! Database migrations, one migrator per service database (DESIGN.md §6).
+//!
+//! Every migrator lists [`jifen_eventbus::migration::Migration`] first (the `outbox` and `inbox`
+//! tables), then the service's own tables. Migrations are plain SQL run with
+//! `execute_unprepared`, so what the database holds is readable in one place.
+//!
+//! * [`MembersMigrator`]: the `jifen_members` database of the members service.
+
+pub mod members;
+
+pub use members::MembersMigrator;

@@ -1,0 +1,19 @@
+//! The members service database (`jifen_members`): organization tree, members, accounts and
+//! role grants, transfers, sanctions and the append-only audit log.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261122_000100_members;
+
+/// Migrator of the `jifen_members` database.
+pub struct MembersMigrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for MembersMigrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(jifen_eventbus::migration::Migration),
+            Box::new(m20261122_000100_members::Migration),
+        ]
+    }
+}

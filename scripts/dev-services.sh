@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Makes PostgreSQL, RabbitMQ and Redis answer on their standard local ports.
+#
+#   scripts/dev-services.sh up              start what is installed, install (Debian) what is missing
+#   scripts/dev-services.sh clean-test-dbs  drop databases left behind by earlier test runs
+#
+# Safe to run again and again: a server that already answers is left alone.
+set -euo pipefail
+
+PGHOST=127.0.0.1
+PGPORT=5432
+PGUSER=${PGUSER:-postgres}
+APT_UPDATED=0
+
+log() { printf '[dev-services] %s\n' "$*" >&2; }
+
+sudo_() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_install() {
+  if [ "$APT_UPDATED" = 0 ]; then
+    log "apt-get update"
+    sudo_ apt-get update -qq
+    APT_UPDATED=1
+  fi
+  log "installing $*"
+  sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_for() { # name seconds command...
+  local name=$1 secs=$2; shift 2
+  for _ in $(seq 1 $((secs * 4))); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.25
+  done
+  log "$name did not come up within ${secs}s"; return 1
+}
+
+pg_ready() { pg_isready -q -h "$PGHOST" -p "$PGPORT"; }
+pg_sql() { psql -X -q -v ON_ERROR_STOP=1 -h "$PGHOST" -p "$PGPORT" -U "$PGUSER" -d postgres "$@"; }
+
+ensure_postgres() {
+  if command -v pg_isready >/dev/null && pg_ready; then return; fi
+  if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+    apt_install postgresql postgresql-client
+    # A development server: trust local TCP connections so the default URLs work without a password.
+    local hba; hba=$(ls /etc/postgresql/*/main/pg_hba.conf | head -n1)
+    sudo_ sed -i -E 's/^(host\s+all\s+all\s+(127\.0\.0\.1\/32|::1\/128)\s+)\S+/\1trust/' "$hba"
+  fi
+  log "starting PostgreSQL"
+  sudo_ pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n1)" main start || true
+  wait_for PostgreSQL 30 pg_ready
+}
+
+ensure_redis() {
+  if command -v redis-cli >/dev/null && redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; then return; fi
+  command -v redis-server >/dev/null || apt_install redis-server redis-tools
+  log "starting Redis"
+  sudo_ mkdir -p /var/lib/redis /var/log/redis
+  sudo_ redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+  wait_for Redis 15 sh -c 'redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG'
+}
+
+rabbit_ready() { port_open 5672 && rabbitmqctl -q await_startup >/dev/null 2>&1; }
+
+ensure_rabbitmq() {
+  if port_open 5672; then
+    # The node may be up with the app stopped (a disruptive test that died): start the app.
+    if command -v rabbitmqctl >/dev/null; then rabbitmqctl -q start_app >/dev/null 2>&1 || true; fi
+    return
+  fi
+  command -v rabbitmq-server >/dev/null || apt_install rabbitmq-server
+  if rabbitmqctl -q status >/dev/null 2>&1; then
+    log "RabbitMQ node is up with its app stopped: starting the app"
+    rabbitmqctl -q start_app
+  else
+    log "starting RabbitMQ"
+    sudo_ rabbitmq-server -detached
+  fi
+  wait_for RabbitMQ 90 port_open 5672
+  rabbitmqctl -q await_startup
+}
+
+ensure_databases() {
+  for db in jifen_members jifen_declarations jifen_evaluations jifen_grading; do
+    if [ -z "$(pg_sql -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'")" ]; then
+      pg_sql -c "CREATE DATABASE \"$db\"" && log "created database $db"
+    fi
+  done
+}
+
+clean_test_dbs() {
+  local n=0
+  for db in $(pg_sql -tAc "SELECT datname FROM pg_database WHERE datname LIKE 'jifen\_test\_%'"); do
+    pg_sql -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" && n=$((n + 1))
+  done
+  log "dropped $n test databases"
+}
+
+case "${1:-up}" in
+  up)
+    ensure_postgres
+    ensure_redis
+    ensure_rabbitmq
+    ensure_databases
+    log "PostgreSQL 127.0.0.1:5432, RabbitMQ 127.0.0.1:5672, Redis 127.0.0.1:6379 are up"
+    ;;
+  clean-test-dbs) clean_test_dbs ;;
+  *) echo "usage: $0 [up|clean-test-dbs]" >&2; exit 2 ;;
+esac

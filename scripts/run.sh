@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# `make run`: the whole cluster on this machine with a demo city. Ctrl-C stops everything.
+# Expects `cargo build --workspace --bins` and scripts/dev-services.sh to have run (make does both).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUN=.run
+BIN=${JIFEN_BIN_DIR:-target/debug}
+mkdir -p "$RUN/logs" "$RUN/keys"
+
+export JIFEN_DATABASE_URL=${JIFEN_DATABASE_URL:-postgres://postgres@127.0.0.1:5432}
+export JIFEN_AMQP_URL=${JIFEN_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
+export JIFEN_REDIS_URL=${JIFEN_REDIS_URL:-redis://127.0.0.1:6379}
+export JIFEN_JWT_KEYS_DIR=${JIFEN_JWT_KEYS_DIR:-$PWD/$RUN/keys}
+export JIFEN_JWT_SIGNING_KID=${JIFEN_JWT_SIGNING_KID:-dev}
+export JIFEN_BOOTSTRAP_ADMIN_PASSWORD=${JIFEN_BOOTSTRAP_ADMIN_PASSWORD:-jifen-admin}
+export JIFEN_ROOT_ORG_NAME=${JIFEN_ROOT_ORG_NAME:-市直机关工委}
+export JIFEN_LOG_FORMAT=${JIFEN_LOG_FORMAT:-json}
+GATEWAY_ADDR=${JIFEN_GATEWAY_ADDR:-127.0.0.1:8080}
+export JIFEN_GATEWAY_ADDR=$GATEWAY_ADDR
+
+# Development secrets, made once and kept in .run/ (git-ignored).
+"$BIN/jifen-gateway" gen-keys --dir "$JIFEN_JWT_KEYS_DIR" --kid "$JIFEN_JWT_SIGNING_KID"
+[ -s "$RUN/pii.key" ] || head -c 32 /dev/urandom | base64 > "$RUN/pii.key"
+export JIFEN_PII_KEY=${JIFEN_PII_KEY:-$(cat "$RUN/pii.key")}
+
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  echo
+  echo "stopping jifen…"
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  echo "stopped."
+  exit 0
+}
+trap stop INT TERM EXIT
+
+start() { # name binary args…
+  local name=$1; shift
+  "$@" >"$RUN/logs/$name.log" 2>&1 &
+  pids+=($!)
+}
+
+wait_ready() { # name url
+  for _ in $(seq 1 240); do
+    if curl -fsS "$2" >/dev/null 2>&1; then return 0; fi
+    for pid in "${pids[@]}"; do
+      kill -0 "$pid" 2>/dev/null || { echo "$1 died; see $RUN/logs/"; tail -n 20 "$RUN"/logs/*.log; exit 1; }
+    done
+    sleep 0.25
+  done
+  echo "$1 is not ready after 60s; see $RUN/logs/$1.log"; exit 1
+}
+
+start members "$BIN/jifen-members"
+wait_ready members "http://${JIFEN_MEMBERS_OPS_ADDR:-127.0.0.1:9101}/readyz"
+start gateway "$BIN/jifen-gateway"
+wait_ready gateway "http://$GATEWAY_ADDR/readyz"
+
+"$BIN/jifen-members" seed-demo 2>"$RUN/logs/seed.log"
+
+cat <<INFO
+
+  jifen is running.
+
+    gateway      http://$GATEWAY_ADDR   (GET /readyz, /metrics, /api/v1/openapi.json)
+    members      gRPC 127.0.0.1:50051, ops http://127.0.0.1:9101/metrics
+    admin login  username admin, password $JIFEN_BOOTSTRAP_ADMIN_PASSWORD
+    demo member  username demo0001 … demo1000, password jifen-demo
+    logs         $RUN/logs/
+
+  Try:  curl -s -XPOST http://$GATEWAY_ADDR/api/v1/auth/login -H 'content-type: application/json' \\
+          -d '{"username":"admin","password":"$JIFEN_BOOTSTRAP_ADMIN_PASSWORD"}'
+
+  Ctrl-C stops everything.
+INFO
+
+wait -n "${pids[@]}" || true
+echo "a service exited; see $RUN/logs/"

@@ -1,0 +1,204 @@
+//! jifen-gateway: the public HTTP/JSON API (shared/API.md) in front of the gRPC services.
+//!
+//! It owns nothing durable. It verifies JWTs and applies coarse role gates ([`auth`]), turns
+//! REST calls into gRPC calls that carry the caller's token and trace ([`clients`], [`convert`]),
+//! answers every error as problem+json ([`problem`]), limits callers ([`ratelimit`]), replays
+//! idempotent retries ([`idempotency`]) and publishes its OpenAPI document ([`openapi`]). Redis
+//! holds refresh tokens, rate-limit windows and idempotent answers.
+
+pub mod auth;
+pub mod clients;
+pub mod convert;
+pub mod extract;
+pub mod idempotency;
+pub mod observe;
+pub mod openapi;
+pub mod problem;
+pub mod ratelimit;
+pub mod routes;
+pub mod state;
+
+use anyhow::Context as _;
+use jifen_platform::auth::{TokenSigner, TokenVerifier};
+use jifen_platform::settings::{ConfigError, CoreSettings, parse_or, var_or};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Gateway configuration, parsed once from the environment ([`Settings::from_env`]) or built in
+/// code by tests.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `JIFEN_GATEWAY_ADDR` (default `127.0.0.1:8080`; port 0 picks a free port).
+    pub listen: String,
+    /// `JIFEN_MEMBERS_URL` (default `http://127.0.0.1:50051`).
+    pub members_url: String,
+    /// `JIFEN_REDIS_URL`.
+    pub redis_url: String,
+    /// Prepended to every Redis key (`JIFEN_REDIS_PREFIX`, default `jifen:`).
+    pub redis_prefix: String,
+    /// Signs access tokens: `<JIFEN_JWT_KEYS_DIR>/<JIFEN_JWT_SIGNING_KID>.key.pem` (kid default `dev`).
+    pub signer: TokenSigner,
+    /// Every `<kid>.pub.pem` of `JIFEN_JWT_KEYS_DIR`.
+    pub verifier: TokenVerifier,
+    /// Access token lifetime (`JIFEN_ACCESS_TTL_SECS`, default 900).
+    pub access_ttl: Duration,
+    /// Refresh token lifetime (`JIFEN_REFRESH_TTL_SECS`, default 30 days).
+    pub refresh_ttl: Duration,
+    /// Requests per caller per minute (`JIFEN_RATE_LIMIT_PER_MINUTE`, default 600; 0 = off).
+    pub rate_limit_per_minute: u32,
+    /// Login attempts per client IP and username per minute (`JIFEN_LOGIN_ATTEMPTS_PER_MINUTE`,
+    /// default 20; 0 = off).
+    pub login_attempts_per_minute: u32,
+    /// Largest request body in bytes (`JIFEN_BODY_LIMIT_BYTES`, default 1 MiB).
+    pub body_limit: usize,
+    /// Take the client IP from `x-forwarded-for` (`JIFEN_TRUST_FORWARDED_FOR`, default false):
+    /// only behind an ingress that sets it.
+    pub trust_forwarded_for: bool,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`; tracing export is off when unset.
+    pub otlp_endpoint: Option<String>,
+}
+
+impl Settings {
+    /// From the environment, with local defaults; keys from `JIFEN_JWT_KEYS_DIR`.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let core = CoreSettings::from_env();
+        let keys = Path::new(&core.jwt_keys_dir);
+        let kid = var_or("JIFEN_JWT_SIGNING_KID", "dev");
+        let signer = TokenSigner::from_dir(keys, &kid).with_context(|| {
+            format!(
+                "signing key {kid} in {} (run `jifen-gateway gen-keys`)",
+                keys.display()
+            )
+        })?;
+        let verifier = TokenVerifier::from_dir(keys)
+            .with_context(|| format!("public keys in {}", keys.display()))?;
+        let settings = Self {
+            listen: var_or("JIFEN_GATEWAY_ADDR", "127.0.0.1:8080"),
+            members_url: var_or("JIFEN_MEMBERS_URL", "http://127.0.0.1:50051"),
+            redis_url: core.redis_url,
+            redis_prefix: var_or("JIFEN_REDIS_PREFIX", "jifen:"),
+            signer,
+            verifier,
+            access_ttl: Duration::from_secs(parse_or("JIFEN_ACCESS_TTL_SECS", 900u64)?),
+            refresh_ttl: Duration::from_secs(parse_or(
+                "JIFEN_REFRESH_TTL_SECS",
+                30 * 24 * 3600u64,
+            )?),
+            rate_limit_per_minute: parse_or("JIFEN_RATE_LIMIT_PER_MINUTE", 600u32)?,
+            login_attempts_per_minute: parse_or("JIFEN_LOGIN_ATTEMPTS_PER_MINUTE", 20u32)?,
+            body_limit: parse_or("JIFEN_BODY_LIMIT_BYTES", 1024 * 1024usize)?,
+            trust_forwarded_for: parse_or("JIFEN_TRUST_FORWARDED_FOR", false)?,
+            otlp_endpoint: core.otlp_endpoint,
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Local defaults around the given keys (tests adjust fields from here).
+    pub fn with_keys(signer: TokenSigner, verifier: TokenVerifier) -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            members_url: "http://127.0.0.1:50051".into(),
+            redis_url: "redis://127.0.0.1:6379".into(),
+            redis_prefix: "jifen:".into(),
+            signer,
+            verifier,
+            access_ttl: Duration::from_secs(900),
+            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+            rate_limit_per_minute: 600,
+            login_attempts_per_minute: 20,
+            body_limit: 1024 * 1024,
+            trust_forwarded_for: false,
+            otlp_endpoint: None,
+        }
+    }
+
+    /// Checks the values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |name: &str, message: &str| {
+            Err(ConfigError {
+                name: name.into(),
+                message: message.into(),
+            })
+        };
+        if self.access_ttl.is_zero() {
+            return bad("JIFEN_ACCESS_TTL_SECS", "must be positive");
+        }
+        if self.refresh_ttl.is_zero() {
+            return bad("JIFEN_REFRESH_TTL_SECS", "must be positive");
+        }
+        if self.body_limit == 0 {
+            return bad("JIFEN_BODY_LIMIT_BYTES", "must be positive");
+        }
+        if !(self.members_url.starts_with("http://") || self.members_url.starts_with("https://")) {
+            return bad("JIFEN_MEMBERS_URL", "must be an http:// or https:// URL");
+        }
+        Ok(())
+    }
+}
+
+/// A built gateway: the listener is bound, the clients are set up (they connect lazily, so the
+/// gateway starts while a dependency is down and `/readyz` says so).
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    addr: SocketAddr,
+    router: axum::Router,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        settings.validate()?;
+        let client = redis::Client::open(settings.redis_url.as_str()).context("JIFEN_REDIS_URL")?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(2);
+        let redis = ConnectionManager::new_lazy_with_config(client, config)
+            .context("Redis connection manager")?;
+        let members =
+            clients::Members::connect_lazy(&settings.members_url).context("JIFEN_MEMBERS_URL")?;
+        let state = state::AppState::new(state::StateParts {
+            members,
+            redis,
+            redis_prefix: settings.redis_prefix,
+            signer: settings.signer,
+            verifier: settings.verifier,
+            access_ttl: settings.access_ttl,
+            refresh_ttl: settings.refresh_ttl,
+            rate_limit_per_minute: settings.rate_limit_per_minute,
+            login_attempts_per_minute: settings.login_attempts_per_minute,
+            body_limit: settings.body_limit,
+            trust_forwarded_for: settings.trust_forwarded_for,
+        });
+        let listener = tokio::net::TcpListener::bind(&settings.listen)
+            .await
+            .with_context(|| format!("binding {}", settings.listen))?;
+        let addr = listener.local_addr()?;
+        Ok(Self {
+            listener,
+            addr,
+            router: routes::router(state),
+        })
+    }
+
+    /// The bound address (port 0 resolved).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until `cancel` fires, then finishes the requests in flight.
+    pub async fn run_until_stopped(self, cancel: CancellationToken) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.addr, "gateway listening");
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,73 @@
+//! Operational endpoints: `/healthz` (the process is up), `/readyz` (Redis answers PING and the
+//! members service reports SERVING) and `/metrics` (Prometheus text format).
+
+use crate::problem::Problem;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde::Serialize;
+use std::time::Duration;
+use utoipa::ToSchema;
+
+/// The answer of the health endpoints.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` or `ready`.
+    pub status: &'static str,
+}
+
+/// Liveness.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Up", body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+async fn redis_answers(state: &AppState) -> bool {
+    let mut redis = state.redis();
+    let cmd = redis::cmd("PING");
+    let ping = cmd.query_async::<String>(&mut redis);
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), ping).await,
+        Ok(Ok(_))
+    )
+}
+
+/// Readiness: every dependency answers.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Health),
+        (status = 503, description = "A dependency does not answer; `errors` names it", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
+    ),
+)]
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, Problem> {
+    let (redis, members) = tokio::join!(redis_answers(&state), state.members().serving());
+    if redis && members {
+        return Ok(Json(Health { status: "ready" }));
+    }
+    let mut problem = Problem::unavailable("not ready");
+    if !redis {
+        problem = problem.with_field("redis", "does not answer PING");
+    }
+    if !members {
+        problem = problem.with_field("members", "is not SERVING");
+    }
+    Err(problem)
+}
+
+/// Prometheus metrics: `http_requests_total` and `http_request_duration_seconds` by method, route
+/// template and status.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
+pub async fn metrics() -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        jifen_platform::ops::prometheus().render(),
+    )
+}

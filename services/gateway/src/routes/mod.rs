@@ -1,0 +1,121 @@
+//! The HTTP surface: every route, its OpenAPI description, and the middleware stack.
+//!
+//! Order of the middleware, outermost first: request id (kept from the client or a new UUID) →
+//! trace span → request id copied to the answer → metrics → problem+json for every error answer
+//! → body limit → bearer verification → rate limit → idempotency → the handler.
+
+pub mod auth;
+pub mod health;
+pub mod members;
+pub mod orgs;
+
+use crate::extract::BodyLimit;
+use crate::openapi::{self, ApiDoc, Document};
+use crate::problem::Problem;
+use crate::state::AppState;
+use crate::{idempotency, observe, problem, ratelimit};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::routing::{get, post};
+use axum::{Extension, http::StatusCode};
+use bytes::Bytes;
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Every route with its OpenAPI description (without middleware or state).
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(health::metrics))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::me))
+        .routes(routes!(orgs::create_org))
+        .routes(routes!(orgs::get_org))
+        .routes(routes!(orgs::list_children))
+        .routes(routes!(orgs::assign_role))
+        .routes(routes!(members::list_org_members))
+        .routes(routes!(members::create_member))
+        .routes(routes!(members::import_members))
+        .routes(routes!(members::get_member, members::update_member))
+        // `{id}:transfer` and other custom methods: see `members::member_action`.
+        .route("/api/v1/members/{id}", post(members::member_action))
+        .routes(routes!(members::list_transfers))
+        .routes(routes!(members::record_sanction, members::list_sanctions))
+        .split_for_parts();
+    openapi::add_problem_responses(&mut doc);
+    (router, doc)
+}
+
+async fn not_found() -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+/// The whole application, ready to serve.
+pub fn router(state: AppState) -> Router {
+    let (router, doc) = api();
+    let json = serde_json::to_vec(&doc)
+        .map(Bytes::from)
+        .unwrap_or_default();
+    let limit = state.body_limit();
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(observe::make_span)
+        .on_failure(DefaultOnFailure::new().level(tracing::Level::WARN));
+    router
+        .route(
+            "/api/v1/openapi.json",
+            get(openapi::serve).layer(Extension(Document(json))),
+        )
+        .fallback(not_found)
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(trace)
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(from_fn(observe::track))
+                .layer(from_fn(problem::ensure_problem))
+                .layer(Extension(BodyLimit(limit)))
+                .layer(DefaultBodyLimit::max(limit))
+                .layer(from_fn_with_state(state.clone(), crate::auth::authenticate))
+                .layer(from_fn_with_state(state.clone(), ratelimit::rate_limit))
+                .layer(from_fn_with_state(state.clone(), idempotency::idempotency)),
+        )
+        .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    #[test]
+    fn document_describes_custom_methods_and_problem_answers() {
+        let (_, doc) = super::api();
+        let json = serde_json::to_value(&doc).unwrap();
+        if std::env::var_os("DUMP_OPENAPI").is_some() {
+            println!("{}", serde_json::to_string_pretty(&json).unwrap());
+        }
+        let paths = json["paths"].as_object().unwrap();
+        assert!(paths["/api/v1/members/{id}:transfer"]["post"].is_object());
+        assert!(
+            paths["/api/v1/members:import"]["post"]["requestBody"]["content"]["text/csv"]
+                .is_object()
+        );
+        for (path, item) in paths {
+            for (method, op) in item.as_object().unwrap() {
+                let responses = op["responses"].as_object().unwrap();
+                for status in ["429", "503"] {
+                    assert!(
+                        responses.contains_key(status),
+                        "{method} {path}: no {status}"
+                    );
+                }
+            }
+        }
+    }
+}

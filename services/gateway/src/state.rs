@@ -1,0 +1,97 @@
+//! The state every handler and middleware shares: clients, Redis, keys and limits.
+
+use crate::clients::{Members, MembersClient};
+use crate::problem::Problem;
+use jifen_platform::auth::{TokenSigner, TokenVerifier};
+use redis::aio::ConnectionManager;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Cheap to clone: one `Arc`.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// What [`AppState::new`] takes.
+pub struct StateParts {
+    pub members: Members,
+    pub redis: ConnectionManager,
+    pub redis_prefix: String,
+    pub signer: TokenSigner,
+    pub verifier: TokenVerifier,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub rate_limit_per_minute: u32,
+    pub login_attempts_per_minute: u32,
+    pub body_limit: usize,
+    pub trust_forwarded_for: bool,
+}
+
+struct Inner {
+    parts: StateParts,
+}
+
+impl AppState {
+    pub fn new(parts: StateParts) -> Self {
+        Self(Arc::new(Inner { parts }))
+    }
+
+    fn p(&self) -> &StateParts {
+        &self.0.parts
+    }
+
+    pub fn members(&self) -> &Members {
+        &self.p().members
+    }
+
+    /// A members client calling as the gateway itself (service role).
+    pub fn members_as_gateway(&self) -> Result<MembersClient, Problem> {
+        let token = self
+            .p()
+            .signer
+            .service_token("gateway")
+            .map_err(|e| Problem::internal(&e))?;
+        self.p().members.with_token(&token)
+    }
+
+    /// A Redis connection (a cheap clone of the multiplexed manager).
+    pub fn redis(&self) -> ConnectionManager {
+        self.p().redis.clone()
+    }
+
+    /// `<prefix><part>:<part>…`: every Redis key the gateway uses goes through here.
+    pub fn redis_key(&self, parts: &[&str]) -> String {
+        format!("{}{}", self.p().redis_prefix, parts.join(":"))
+    }
+
+    pub fn signer(&self) -> &TokenSigner {
+        &self.p().signer
+    }
+
+    pub fn verifier(&self) -> &TokenVerifier {
+        &self.p().verifier
+    }
+
+    pub fn access_ttl(&self) -> Duration {
+        self.p().access_ttl
+    }
+
+    pub fn refresh_ttl(&self) -> Duration {
+        self.p().refresh_ttl
+    }
+
+    pub fn rate_limit_per_minute(&self) -> u32 {
+        self.p().rate_limit_per_minute
+    }
+
+    pub fn login_attempts_per_minute(&self) -> u32 {
+        self.p().login_attempts_per_minute
+    }
+
+    pub fn body_limit(&self) -> usize {
+        self.p().body_limit
+    }
+
+    pub fn trust_forwarded_for(&self) -> bool {
+        self.p().trust_forwarded_for
+    }
+}

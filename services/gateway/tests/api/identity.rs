@@ -1,0 +1,182 @@
+#![allow(clippy::unwrap_used)]
+use crate::helpers::{ADMIN_PASSWORD, assert_keys, assert_problem, spawn_app};
+use reqwest::StatusCode;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_answers_the_token_shape_and_me_lists_admin_over_the_root() {
+    let app = spawn_app().await;
+    let (status, tokens) = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            &json!({"username": "admin", "password": ADMIN_PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert_keys(
+        &tokens,
+        &["access_token", "refresh_token", "token_type", "expires_in"],
+        &[],
+    );
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert_eq!(tokens["expires_in"], 900);
+
+    let (status, me) = app.get("/api/v1/me", tokens["access_token"].as_str()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_keys(&me, &["subject", "roles"], &["member_id"]);
+    assert_eq!(
+        me["roles"],
+        json!([{"role": "admin", "org_id": app.root_id}])
+    );
+    // The root really is the root: a committee without a parent.
+    let (status, root) = app
+        .get(
+            &format!("/api/v1/orgs/{}", app.root_id),
+            Some(&app.admin_token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(root["parent_id"].is_null(), "{root}");
+    assert_eq!(root["kind"], "committee");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refresh_rotates_once_and_refuses_reuse() {
+    let app = spawn_app().await;
+    let (_, first) = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            &json!({"username": "admin", "password": ADMIN_PASSWORD}),
+        )
+        .await;
+    let refresh = first["refresh_token"].as_str().unwrap();
+
+    let (status, second) = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            &json!({"refresh_token": refresh}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    assert_keys(
+        &second,
+        &["access_token", "refresh_token", "token_type", "expires_in"],
+        &[],
+    );
+    assert_ne!(second["refresh_token"], first["refresh_token"]);
+    let (status, me) = app.get("/api/v1/me", second["access_token"].as_str()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["roles"][0]["role"], "admin");
+
+    // The old refresh token was used up; an unknown one never existed.
+    let (status, body) = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            &json!({"refresh_token": refresh}),
+        )
+        .await;
+    assert_problem(status, &body, 401, "invalid_refresh_token", None);
+    let (status, body) = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            &json!({"refresh_token": "made-up"}),
+        )
+        .await;
+    assert_problem(status, &body, 401, "invalid_refresh_token", None);
+    // The new one still works, once.
+    let (status, _) = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            &json!({"refresh_token": second["refresh_token"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_credentials_and_bad_tokens_are_401_problems() {
+    let app = spawn_app().await;
+    let (status, body) = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            &json!({"username": "admin", "password": "wrong-password"}),
+        )
+        .await;
+    assert_problem(status, &body, 401, "invalid_credentials", None);
+    assert_eq!(body["title"], "未认证");
+    let (status, body) = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            &json!({"username": "nobody", "password": "whatever-1"}),
+        )
+        .await;
+    assert_problem(status, &body, 401, "invalid_credentials", None);
+    let (status, body) = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            &json!({"username": "", "password": ""}),
+        )
+        .await;
+    assert_problem(status, &body, 400, "invalid_argument", Some("username"));
+
+    let (status, body) = app.get("/api/v1/me", None).await;
+    assert_problem(status, &body, 401, "unauthenticated", None);
+    let (status, body) = app.get("/api/v1/me", Some("not-a-jwt")).await;
+    assert_problem(status, &body, 401, "invalid_token", None);
+    // A token signed by another key.
+    let (sk, _) = jifen_platform::auth::generate_key_pair().unwrap();
+    let foreign = jifen_platform::auth::TokenSigner::from_pem("dev", &sk).unwrap();
+    let principal = jifen_platform::auth::Principal {
+        subject: "x".into(),
+        username: None,
+        member_id: None,
+        roles: vec![],
+        round_id: None,
+    };
+    let (status, body) = app
+        .get("/api/v1/me", Some(&foreign.sign(&principal, 60).unwrap()))
+        .await;
+    assert_problem(status, &body, 401, "invalid_token", None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_is_limited_per_ip_and_username() {
+    let app = crate::helpers::spawn_app_with(|s| s.login_attempts_per_minute = 3).await;
+    // spawn_app logged admin in once already.
+    for _ in 0..2 {
+        let (status, _) = app
+            .post(
+                "/api/v1/auth/login",
+                None,
+                &json!({"username": "admin", "password": "wrong-password"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, body) = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            &json!({"username": "admin", "password": ADMIN_PASSWORD}),
+        )
+        .await;
+    assert_problem(status, &body, 429, "rate_limited", None);
+    // Another username from the same address is not affected.
+    let (status, _) = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            &json!({"username": "someone", "password": "wrong-password"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}

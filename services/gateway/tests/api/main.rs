@@ -1,0 +1,8 @@
+//! The gateway through HTTP only, against a real members service, PostgreSQL, RabbitMQ and Redis.
+
+mod authz;
+mod bad_input;
+mod cross_cutting;
+mod helpers;
+mod identity;
+mod orgs_members;

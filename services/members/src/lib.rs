@@ -1,0 +1,323 @@
+//! The members service: the organization tree (党委/党总支/党支部/党小组), party members, their
+//! transfers (组织关系转接) and sanctions (党纪处分), and the accounts people log in with.
+//!
+//! Wiring only; the rooms are:
+//! * [`domain`]: pure values and rules (no I/O), including authorization;
+//! * [`store`]: sea-orm entities and queries, the only place that speaks SQL;
+//! * [`usecases`]: transactions — authorize, change, stage the event, audit, commit;
+//! * [`grpc`]: `jifen.members.v1.MembersService` over the use-cases;
+//! * [`events`]: what the service publishes (through the transactional outbox);
+//! * [`crypto`]: encryption and keyed hashing of personal data, password hashing.
+//!
+//! [`Application::build`] prepares everything (database, migrations, bootstrap, listeners);
+//! [`Application::run_until_stopped`] serves gRPC and the ops endpoints and relays the outbox
+//! until the cancellation token fires.
+
+pub mod convert;
+pub mod crypto;
+pub mod demo;
+pub mod domain;
+pub mod events;
+pub mod grpc;
+pub mod store;
+pub mod usecases;
+
+use anyhow::Context as _;
+use base64::Engine as _;
+use futures::FutureExt as _;
+use jifen_eventbus::{BusConfig, Relay};
+use jifen_migrations::MembersMigrator;
+use jifen_platform::auth::TokenVerifier;
+use jifen_platform::settings::{CoreSettings, parse_or, var_opt, var_or};
+use sea_orm::{DatabaseConnection, TransactionTrait as _};
+use sea_orm_migration::MigratorTrait as _;
+use secrecy::{ExposeSecret as _, SecretSlice, SecretString};
+use std::net::SocketAddr;
+use tokio_util::sync::CancellationToken;
+
+/// Name of the service (telemetry, event source).
+pub const SERVICE_NAME: &str = "jifen-members";
+
+/// Connections in the service's pool.
+const POOL_SIZE: u32 = 10;
+
+/// Everything the members service is configured with.
+#[derive(Clone)]
+pub struct Settings {
+    /// PostgreSQL server URL without a database name (`JIFEN_DATABASE_URL`).
+    pub database_url: String,
+    /// The service's database (`JIFEN_MEMBERS_DATABASE`, default `jifen_members`).
+    pub database_name: String,
+    /// gRPC listen address (`JIFEN_MEMBERS_GRPC_ADDR`, default `127.0.0.1:50051`; port 0 picks one).
+    pub grpc_listen: SocketAddr,
+    /// `/healthz`, `/readyz`, `/metrics` (`JIFEN_MEMBERS_OPS_ADDR`, default `127.0.0.1:9101`).
+    pub ops_listen: SocketAddr,
+    /// RabbitMQ and naming (`JIFEN_AMQP_URL`, `JIFEN_BUS_PREFIX`).
+    pub bus: BusConfig,
+    /// Verifies the forwarded JWTs (`JIFEN_JWT_KEYS_DIR`, every `*.pub.pem`).
+    pub verifier: TokenVerifier,
+    /// 32-byte master key of personal data encryption (`JIFEN_PII_KEY`, base64; required).
+    pub pii_key: SecretSlice<u8>,
+    /// Name of the root organization created at first start (`JIFEN_ROOT_ORG_NAME`).
+    pub root_org_name: String,
+    /// Password of the bootstrap `admin` account (`JIFEN_BOOTSTRAP_ADMIN_PASSWORD`).
+    pub bootstrap_admin_password: SecretString,
+    /// OTLP endpoint; tracing export is off when unset (`OTEL_EXPORTER_OTLP_ENDPOINT`).
+    pub otlp_endpoint: Option<String>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("database_name", &self.database_name)
+            .field("grpc_listen", &self.grpc_listen)
+            .field("ops_listen", &self.ops_listen)
+            .field("bus", &self.bus)
+            .field("verifier", &self.verifier)
+            .field("root_org_name", &self.root_org_name)
+            .field("otlp_endpoint", &self.otlp_endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Default name of the root organization.
+pub const DEFAULT_ROOT_ORG_NAME: &str = "市直机关工委";
+/// Development default of the bootstrap admin password (printed by `make run`).
+pub const DEFAULT_BOOTSTRAP_ADMIN_PASSWORD: &str = "jifen-admin";
+
+/// Decodes `JIFEN_PII_KEY`: base64 (standard or URL-safe) of exactly 32 bytes.
+pub fn decode_pii_key(text: &str) -> anyhow::Result<SecretSlice<u8>> {
+    let text = text.trim();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(text))
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text))
+        .context("JIFEN_PII_KEY is not base64")?;
+    anyhow::ensure!(
+        bytes.len() == 32,
+        "JIFEN_PII_KEY must decode to 32 bytes, got {}",
+        bytes.len()
+    );
+    Ok(SecretSlice::from(bytes))
+}
+
+impl Settings {
+    /// Reads the environment (DESIGN.md §7). Fails without `JIFEN_PII_KEY` or without JWT keys.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let core = CoreSettings::from_env();
+        let pii = var_opt("JIFEN_PII_KEY").context(
+            "JIFEN_PII_KEY is required: base64 of a 32-byte key (e.g. `openssl rand -base64 32`); there is no default",
+        )?;
+        let verifier = TokenVerifier::from_dir(std::path::Path::new(&core.jwt_keys_dir))
+            .with_context(|| format!("loading JWT public keys from {}", core.jwt_keys_dir))?;
+        Ok(Self {
+            database_url: core.database_url,
+            database_name: var_or("JIFEN_MEMBERS_DATABASE", "jifen_members"),
+            grpc_listen: parse_or(
+                "JIFEN_MEMBERS_GRPC_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 50051)),
+            )?,
+            ops_listen: parse_or(
+                "JIFEN_MEMBERS_OPS_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 9101)),
+            )?,
+            bus: BusConfig::new(core.amqp_url).with_prefix(&core.bus_prefix),
+            verifier,
+            pii_key: decode_pii_key(&pii)?,
+            root_org_name: var_or("JIFEN_ROOT_ORG_NAME", DEFAULT_ROOT_ORG_NAME),
+            bootstrap_admin_password: SecretString::from(var_or(
+                "JIFEN_BOOTSTRAP_ADMIN_PASSWORD",
+                DEFAULT_BOOTSTRAP_ADMIN_PASSWORD,
+            )),
+            otlp_endpoint: core.otlp_endpoint,
+        })
+    }
+
+    /// Settings for tests and embedding: the given servers and keys, listeners on
+    /// 127.0.0.1 port 0, the default root name and bootstrap password.
+    pub fn for_tests(
+        database_url: impl Into<String>,
+        database_name: impl Into<String>,
+        bus: BusConfig,
+        verifier: TokenVerifier,
+        pii_key: [u8; 32],
+    ) -> Self {
+        Self {
+            database_url: database_url.into(),
+            database_name: database_name.into(),
+            grpc_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ops_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            bus,
+            verifier,
+            pii_key: SecretSlice::from(pii_key.to_vec()),
+            root_org_name: DEFAULT_ROOT_ORG_NAME.to_owned(),
+            bootstrap_admin_password: SecretString::from(DEFAULT_BOOTSTRAP_ADMIN_PASSWORD),
+            otlp_endpoint: None,
+        }
+    }
+}
+
+/// Creates the database when missing and applies every pending migration, serialized between
+/// instances by an advisory lock (safe for concurrent starts). Returns a connection pool.
+pub async fn migrate(
+    database_url: &str,
+    database_name: &str,
+) -> anyhow::Result<DatabaseConnection> {
+    jifen_platform::db::ensure_database(database_url, database_name)
+        .await
+        .with_context(|| format!("creating database {database_name}"))?;
+    let db = jifen_platform::db::connect(
+        &jifen_platform::db::database_url(database_url, database_name),
+        POOL_SIZE,
+    )
+    .await
+    .with_context(|| format!("connecting to database {database_name}"))?;
+    let txn = db.begin().await?;
+    store::lock_startup(&txn).await?;
+    MembersMigrator::up(&txn, None)
+        .await
+        .context("applying migrations")?;
+    txn.commit().await?;
+    Ok(db)
+}
+
+/// The members service, built and bound, ready to run.
+pub struct Application {
+    db: DatabaseConnection,
+    api: grpc::MembersApi,
+    bus: BusConfig,
+    grpc_listener: tokio::net::TcpListener,
+    ops_listener: tokio::net::TcpListener,
+    grpc_addr: SocketAddr,
+    ops_addr: SocketAddr,
+}
+
+impl Application {
+    /// Ensures the database and its schema, bootstraps the root organization and the admin
+    /// account (idempotent), and binds both listeners.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let pii = crypto::Pii::from_master_key(settings.pii_key.expose_secret())
+            .context("JIFEN_PII_KEY")?;
+        let root_name = domain::OrgName::parse(&settings.root_org_name)
+            .map_err(|e| anyhow::anyhow!("JIFEN_ROOT_ORG_NAME {e}"))?;
+        anyhow::ensure!(
+            domain::Password::parse(settings.bootstrap_admin_password.expose_secret()).is_ok(),
+            "JIFEN_BOOTSTRAP_ADMIN_PASSWORD must be at least {} characters",
+            domain::Password::MIN
+        );
+        let db = migrate(&settings.database_url, &settings.database_name).await?;
+        let app = usecases::Members::new(db.clone(), pii).await?;
+        let root = app
+            .bootstrap(
+                &root_name,
+                settings.bootstrap_admin_password.expose_secret(),
+            )
+            .await
+            .context("bootstrapping the root organization and the admin account")?;
+        tracing::info!(root_org_id = %root.id, "members service bootstrapped");
+        let grpc_listener = tokio::net::TcpListener::bind(settings.grpc_listen)
+            .await
+            .with_context(|| format!("binding gRPC on {}", settings.grpc_listen))?;
+        let ops_listener = tokio::net::TcpListener::bind(settings.ops_listen)
+            .await
+            .with_context(|| format!("binding ops on {}", settings.ops_listen))?;
+        Ok(Self {
+            grpc_addr: grpc_listener.local_addr()?,
+            ops_addr: ops_listener.local_addr()?,
+            api: grpc::MembersApi::new(app, settings.verifier),
+            db,
+            bus: settings.bus,
+            grpc_listener,
+            ops_listener,
+        })
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    pub fn ops_addr(&self) -> SocketAddr {
+        self.ops_addr
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Serves gRPC (with health and reflection) and the ops endpoints, and relays the outbox,
+    /// until `cancel` fires; if one of them fails, the others are stopped too.
+    pub async fn run_until_stopped(self, cancel: CancellationToken) -> anyhow::Result<()> {
+        let _ = jifen_platform::ops::prometheus();
+        let server = jifen_platform::grpc::GrpcServer::new()?
+            .add_service(self.api.into_service())
+            .await;
+        let stop = cancel.child_token();
+
+        let readiness_db = self.db.clone();
+        let readiness: jifen_platform::ops::ReadinessCheck = std::sync::Arc::new(move || {
+            let db = readiness_db.clone();
+            async move {
+                if store::ping(&db).await {
+                    Vec::new()
+                } else {
+                    vec!["database".to_owned()]
+                }
+            }
+            .boxed()
+        });
+
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn({
+            let stop = stop.clone();
+            async move {
+                (
+                    "grpc",
+                    server
+                        .serve(self.grpc_listener, stop)
+                        .await
+                        .context("gRPC server"),
+                )
+            }
+        });
+        tasks.spawn({
+            let stop = stop.clone();
+            let router = jifen_platform::ops::router(readiness);
+            async move {
+                (
+                    "ops",
+                    jifen_platform::ops::serve(self.ops_listener, router, stop)
+                        .await
+                        .context("ops server"),
+                )
+            }
+        });
+        tasks.spawn({
+            let stop = stop.clone();
+            let relay = Relay::new(self.db.clone(), self.bus.clone(), events::SOURCE);
+            async move { ("relay", relay.run(stop).await.context("outbox relay")) }
+        });
+        tracing::info!(grpc = %self.grpc_addr, ops = %self.ops_addr, "members service running");
+
+        let mut first_error = None;
+        while let Some(joined) = tasks.join_next().await {
+            let (name, outcome) = match joined {
+                Ok(done) => done,
+                Err(join) => ("task", Err(anyhow::anyhow!("a task panicked: {join}"))),
+            };
+            if let Err(e) = outcome {
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    task = name,
+                    "stopping the service"
+                );
+                first_error.get_or_insert(e);
+            }
+            // Whatever ended first, everything stops.
+            stop.cancel();
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
