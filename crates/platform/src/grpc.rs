@@ -69,6 +69,13 @@ where
 
 /// An internal error: logged once with its cause chain, answered opaquely.
 pub fn internal(error: &(dyn std::error::Error + 'static)) -> Status {
+    let chain = error_chain(error);
+    tracing::error!(error = %chain, "internal error");
+    failure(Code::Internal, "internal", "internal error")
+}
+
+/// `error: cause: cause…`, for the one log line of an internal error.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut chain = error.to_string();
     let mut source = error.source();
     while let Some(s) = source {
@@ -76,8 +83,7 @@ pub fn internal(error: &(dyn std::error::Error + 'static)) -> Status {
         chain.push_str(&s.to_string());
         source = s.source();
     }
-    tracing::error!(error = %chain, "internal error");
-    failure(Code::Internal, "internal", "internal error")
+    chain
 }
 
 /// The machine code (`ErrorInfo.reason`) and field violations carried by a status, if any.

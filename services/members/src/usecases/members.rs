@@ -486,12 +486,9 @@ impl Members {
         Ok(view)
     }
 
-    /// The transfers of a member the caller sees, oldest first.
-    pub async fn list_transfers(
-        &self,
-        actor: &Principal,
-        member_id: Uuid,
-    ) -> Result<Vec<TransferRecord>, AppError> {
+    /// Fails unless `member_id` exists and the caller may read it (NOT_FOUND otherwise: existence
+    /// is private).
+    async fn check_readable(&self, actor: &Principal, member_id: Uuid) -> Result<(), AppError> {
         let row = store::members::find(&self.db, member_id)
             .await?
             .ok_or(AppError::NotFound {
@@ -508,7 +505,16 @@ impl Members {
             ),
             "member_id",
             MEMBER,
-        )?;
+        )
+    }
+
+    /// The transfers of a member the caller sees, oldest first.
+    pub async fn list_transfers(
+        &self,
+        actor: &Principal,
+        member_id: Uuid,
+    ) -> Result<Vec<TransferRecord>, AppError> {
+        self.check_readable(actor, member_id).await?;
         Ok(store::history::transfers(&self.db, member_id)
             .await?
             .iter()
@@ -611,23 +617,7 @@ impl Members {
         actor: &Principal,
         member_id: Uuid,
     ) -> Result<Vec<SanctionRecord>, AppError> {
-        let row = store::members::find(&self.db, member_id)
-            .await?
-            .ok_or(AppError::NotFound {
-                field: "member_id",
-                what: MEMBER,
-            })?;
-        authorize(
-            authz::read_member(
-                actor,
-                MemberRef {
-                    id: member_id,
-                    org_path: &row.org_path,
-                },
-            ),
-            "member_id",
-            MEMBER,
-        )?;
+        self.check_readable(actor, member_id).await?;
         self.sanctions_of(&self.db, member_id).await
     }
 }
