@@ -713,28 +713,13 @@ fn the_json_form_has_the_document_keys_and_api_item_shape() {
             "year"
         ]
     );
-    let d01 = value["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["code"] == "D01")
-        .unwrap();
+    let d01 = json_item(&value, "D01");
     assert_eq!(d01["points"], serde_json::json!(0.5));
     assert_eq!(d01["monthly_cap"], serde_json::json!(0.5));
-    let x11 = value["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["code"] == "X11")
-        .unwrap();
+    let x11 = json_item(&value, "X11");
     assert_eq!(x11["points"], serde_json::json!(-20));
     assert_eq!(x11["grade_cap"], "basically_qualified");
-    let v01 = value["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["code"] == "V01")
-        .unwrap();
+    let v01 = json_item(&value, "V01");
     assert_eq!(v01["points"], serde_json::json!(0));
 }
 
@@ -790,4 +775,14 @@ proptest! {
         let json_again = serde_json::to_string(&from_toml).unwrap();
         prop_assert_eq!(Standard::parse_json(&json_again).unwrap(), from_json);
     }
+}
+
+/// The item `code` of a standard's JSON form.
+fn json_item<'a>(value: &'a serde_json::Value, code: &str) -> &'a serde_json::Value {
+    value["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["code"] == code)
+        .unwrap()
 }
