@@ -146,6 +146,33 @@ impl Consumer {
         }
     }
 
+    /// Declares the topology, this consumer's queue, its bindings and its dead-letter queue once,
+    /// then closes the connection. Idempotent. [`Consumer::run`] does the same on every connect;
+    /// call this first when events published right after must already be routed to the queue
+    /// (a service at startup before it reports ready, a test before it publishes).
+    pub async fn declare(&self) -> Result<(), BusError> {
+        self.config.validate(&[&self.spec.name])?;
+        let name = &self.spec.name;
+        let connection = amqp::connect(
+            &self.config.amqp_url,
+            &format!("jifen consumer {name} (declare)"),
+        )
+        .await?;
+        let channel = within("channel.open", connection.create_channel()).await?;
+        within(
+            "topology declaration",
+            declare_topology(&channel, &self.config),
+        )
+        .await?;
+        within(
+            "queue declaration",
+            declare_consumer_queues(&channel, &self.config, name, &self.spec.bindings),
+        )
+        .await?;
+        let _ = connection.close(200, "declared".into()).await;
+        Ok(())
+    }
+
     /// Declares the topology, the queue `<prefix><name>` (quorum, delivery limit, dead-lettering
     /// to `<name>.dlq`), its bindings and `<prefix><name>.dlq`; then consumes with manual acks and
     /// `prefetch` until `cancel` fires, reconnecting with capped backoff after a broker outage.

@@ -72,9 +72,10 @@ impl TestConsumer {
             bindings: vec!["members.member.#".into()],
         };
         let cancel = CancellationToken::new();
-        tokio::spawn(
-            Consumer::new(db.clone(), config, spec, Arc::new(Recorder)).run(cancel.clone()),
-        );
+        let consumer = Consumer::new(db.clone(), config, spec, Arc::new(Recorder));
+        // The queue must be bound before the test publishes, or early events go unrouted.
+        consumer.declare().await.unwrap();
+        tokio::spawn(consumer.run(cancel.clone()));
         Self { db, cancel }
     }
 
