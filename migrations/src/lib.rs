@@ -5,7 +5,10 @@
 //! `execute_unprepared`, so what the database holds is readable in one place.
 //!
 //! * [`MembersMigrator`]: the `jifen_members` database of the members service.
+//! * [`DeclarationsMigrator`]: the `jifen_declarations` database of the declarations service.
 
+pub mod declarations;
 pub mod members;
 
+pub use declarations::DeclarationsMigrator;
 pub use members::MembersMigrator;

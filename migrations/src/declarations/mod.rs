@@ -1,0 +1,20 @@
+//! The declarations service database (`jifen_declarations`): published standards, the replica of
+//! `members.*`, declarations with their immutable versions and transitions, branch records,
+//! reopened periods, evidence and sent reminders.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261122_000200_declarations;
+
+/// Migrator of the `jifen_declarations` database.
+pub struct DeclarationsMigrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for DeclarationsMigrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(jifen_eventbus::migration::Migration),
+            Box::new(m20261122_000200_declarations::Migration),
+        ]
+    }
+}

@@ -1,0 +1,357 @@
+//! The declarations service: the yearly points standard (积分标准), members' monthly declarations
+//! (月度申报) and their review by the branch (支部审核), branch-recorded points, reopened months
+//! (补报), evidence files, and the reminder before each deadline.
+//!
+//! Wiring only; the rooms are:
+//! * [`domain`]: pure values and rules (no I/O), including authorization;
+//! * [`store`]: sea-orm entities and queries, the only place that speaks SQL;
+//! * [`usecases`]: transactions — authorize, change, version, stage the event, audit, commit;
+//! * [`grpc`]: `jifen.declarations.v1.DeclarationsService` over the use-cases;
+//! * [`events`]: what the service publishes, and the replica of `members.*` it consumes.
+//!
+//! [`Application::build`] prepares everything (database, migrations, listeners);
+//! [`Application::run_until_stopped`] serves gRPC and the ops endpoints, relays the outbox,
+//! consumes `members.*` and sends the daily reminders until the cancellation token fires.
+
+pub mod clock;
+pub mod domain;
+pub mod events;
+pub mod grpc;
+pub mod store;
+pub mod usecases;
+
+pub use clock::Clock;
+
+use anyhow::Context as _;
+use futures::FutureExt as _;
+use jifen_eventbus::{BusConfig, Consumer, ConsumerSpec, Relay};
+use jifen_migrations::DeclarationsMigrator;
+use jifen_platform::auth::TokenVerifier;
+use jifen_platform::settings::{CoreSettings, parse_or, var_or};
+use sea_orm::{DatabaseConnection, TransactionTrait as _};
+use sea_orm_migration::MigratorTrait as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Name of the service (telemetry).
+pub const SERVICE_NAME: &str = "jifen-declarations";
+
+/// Connections in the service's pool.
+const POOL_SIZE: u32 = 16;
+
+/// Everything the declarations service is configured with.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// PostgreSQL server URL without a database name (`JIFEN_DATABASE_URL`).
+    pub database_url: String,
+    /// The service's database (`JIFEN_DECLARATIONS_DATABASE`, default `jifen_declarations`).
+    pub database_name: String,
+    /// gRPC listen address (`JIFEN_DECLARATIONS_GRPC_ADDR`, default `127.0.0.1:50052`).
+    pub grpc_listen: SocketAddr,
+    /// `/healthz`, `/readyz`, `/metrics` (`JIFEN_DECLARATIONS_OPS_ADDR`, default `127.0.0.1:9102`).
+    pub ops_listen: SocketAddr,
+    /// RabbitMQ and naming (`JIFEN_AMQP_URL`, `JIFEN_BUS_PREFIX`).
+    pub bus: BusConfig,
+    /// Verifies the forwarded JWTs (`JIFEN_JWT_KEYS_DIR`).
+    pub verifier: TokenVerifier,
+    /// Where evidence files are stored (`JIFEN_EVIDENCE_DIR`, default `var/evidence`).
+    pub evidence_dir: PathBuf,
+    /// Largest evidence file (`JIFEN_EVIDENCE_MAX_BYTES`, default 10 MiB).
+    pub evidence_max_bytes: usize,
+    /// How often the reminder check runs (`JIFEN_REMINDER_INTERVAL_SECS`, default 600).
+    pub reminder_interval: Duration,
+    /// "Now" (the system clock; tests use a manual one).
+    pub clock: Clock,
+    /// OTLP endpoint; tracing export is off when unset (`OTEL_EXPORTER_OTLP_ENDPOINT`).
+    pub otlp_endpoint: Option<String>,
+}
+
+/// Default largest evidence file: 10 MiB.
+pub const DEFAULT_EVIDENCE_MAX_BYTES: usize = 10 * 1024 * 1024;
+
+impl Settings {
+    /// Reads the environment (DESIGN.md §7). Fails without JWT keys.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let core = CoreSettings::from_env();
+        let verifier = TokenVerifier::from_dir(std::path::Path::new(&core.jwt_keys_dir))
+            .with_context(|| format!("loading JWT public keys from {}", core.jwt_keys_dir))?;
+        let evidence_max_bytes: usize =
+            parse_or("JIFEN_EVIDENCE_MAX_BYTES", DEFAULT_EVIDENCE_MAX_BYTES)?;
+        anyhow::ensure!(
+            (1..=24 * 1024 * 1024).contains(&evidence_max_bytes),
+            "JIFEN_EVIDENCE_MAX_BYTES must be from 1 to 25165824"
+        );
+        Ok(Self {
+            database_url: core.database_url,
+            database_name: var_or("JIFEN_DECLARATIONS_DATABASE", "jifen_declarations"),
+            grpc_listen: parse_or(
+                "JIFEN_DECLARATIONS_GRPC_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 50052)),
+            )?,
+            ops_listen: parse_or(
+                "JIFEN_DECLARATIONS_OPS_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 9102)),
+            )?,
+            bus: BusConfig::new(core.amqp_url).with_prefix(&core.bus_prefix),
+            verifier,
+            evidence_dir: PathBuf::from(var_or("JIFEN_EVIDENCE_DIR", "var/evidence")),
+            evidence_max_bytes,
+            reminder_interval: Duration::from_secs(
+                parse_or("JIFEN_REMINDER_INTERVAL_SECS", 600u64)?.max(1),
+            ),
+            clock: Clock::system(),
+            otlp_endpoint: core.otlp_endpoint,
+        })
+    }
+
+    /// Settings for tests and embedding: the given servers, keys and evidence directory,
+    /// listeners on 127.0.0.1 port 0, the system clock (replace `clock` for a manual one).
+    pub fn for_tests(
+        database_url: impl Into<String>,
+        database_name: impl Into<String>,
+        bus: BusConfig,
+        verifier: TokenVerifier,
+        evidence_dir: impl Into<PathBuf>,
+    ) -> Self {
+        Self {
+            database_url: database_url.into(),
+            database_name: database_name.into(),
+            grpc_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ops_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            bus,
+            verifier,
+            evidence_dir: evidence_dir.into(),
+            evidence_max_bytes: DEFAULT_EVIDENCE_MAX_BYTES,
+            reminder_interval: Duration::from_secs(600),
+            clock: Clock::system(),
+            otlp_endpoint: None,
+        }
+    }
+}
+
+/// Creates the database when missing and applies every pending migration, serialized between
+/// instances by an advisory lock. Returns a connection pool.
+pub async fn migrate(
+    database_url: &str,
+    database_name: &str,
+) -> anyhow::Result<DatabaseConnection> {
+    jifen_platform::db::ensure_database(database_url, database_name)
+        .await
+        .with_context(|| format!("creating database {database_name}"))?;
+    let db = jifen_platform::db::connect(
+        &jifen_platform::db::database_url(database_url, database_name),
+        POOL_SIZE,
+    )
+    .await
+    .with_context(|| format!("connecting to database {database_name}"))?;
+    let txn = db.begin().await?;
+    store::lock_startup(&txn).await?;
+    DeclarationsMigrator::up(&txn, None)
+        .await
+        .context("applying migrations")?;
+    txn.commit().await?;
+    Ok(db)
+}
+
+/// The consumer spec of the members replica.
+pub fn replica_spec() -> ConsumerSpec {
+    ConsumerSpec {
+        name: events::MEMBERS_REPLICA.to_owned(),
+        bindings: vec!["members.#".to_owned()],
+    }
+}
+
+/// The declarations service, built and bound, ready to run.
+pub struct Application {
+    db: DatabaseConnection,
+    app: usecases::Declarations,
+    verifier: TokenVerifier,
+    bus: BusConfig,
+    reminder_interval: Duration,
+    grpc_listener: tokio::net::TcpListener,
+    ops_listener: tokio::net::TcpListener,
+    grpc_addr: SocketAddr,
+    ops_addr: SocketAddr,
+}
+
+impl Application {
+    /// Ensures the database and its schema, the evidence directory and the replica's queue, and
+    /// binds both listeners.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let db = migrate(&settings.database_url, &settings.database_name).await?;
+        tokio::fs::create_dir_all(&settings.evidence_dir)
+            .await
+            .with_context(|| {
+                format!(
+                    "creating the evidence directory {}",
+                    settings.evidence_dir.display()
+                )
+            })?;
+        let app = usecases::Declarations::new(
+            db.clone(),
+            settings.clock.clone(),
+            usecases::EvidenceStore {
+                dir: settings.evidence_dir.clone(),
+                max_bytes: settings.evidence_max_bytes,
+            },
+        );
+        // Bind the replica's queue now, so no members event published from here on is missed
+        // even before the consumer connects.
+        Consumer::new(
+            db.clone(),
+            settings.bus.clone(),
+            replica_spec(),
+            Arc::new(events::MembersReplica),
+        )
+        .declare()
+        .await
+        .context("declaring the members replica queue")?;
+        let grpc_listener = tokio::net::TcpListener::bind(settings.grpc_listen)
+            .await
+            .with_context(|| format!("binding gRPC on {}", settings.grpc_listen))?;
+        let ops_listener = tokio::net::TcpListener::bind(settings.ops_listen)
+            .await
+            .with_context(|| format!("binding ops on {}", settings.ops_listen))?;
+        Ok(Self {
+            grpc_addr: grpc_listener.local_addr()?,
+            ops_addr: ops_listener.local_addr()?,
+            db,
+            app,
+            verifier: settings.verifier,
+            bus: settings.bus,
+            reminder_interval: settings.reminder_interval,
+            grpc_listener,
+            ops_listener,
+        })
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    pub fn ops_addr(&self) -> SocketAddr {
+        self.ops_addr
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// The use-cases (for the `remind` command and tests).
+    pub fn usecases(&self) -> &usecases::Declarations {
+        &self.app
+    }
+
+    /// Serves gRPC and ops, relays the outbox, consumes `members.*` and runs the reminder check,
+    /// until `cancel` fires; if one of them fails, the others are stopped too.
+    pub async fn run_until_stopped(self, cancel: CancellationToken) -> anyhow::Result<()> {
+        let _ = jifen_platform::ops::prometheus();
+        let server = jifen_platform::grpc::GrpcServer::new()?
+            .add_service(
+                grpc::DeclarationsApi::new(self.app.clone(), self.verifier.clone()).into_service(),
+            )
+            .await;
+        let stop = cancel.child_token();
+
+        let readiness_db = self.db.clone();
+        let readiness: jifen_platform::ops::ReadinessCheck = Arc::new(move || {
+            let db = readiness_db.clone();
+            async move {
+                if store::ping(&db).await {
+                    Vec::new()
+                } else {
+                    vec!["database".to_owned()]
+                }
+            }
+            .boxed()
+        });
+
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn({
+            let stop = stop.clone();
+            async move {
+                (
+                    "grpc",
+                    server
+                        .serve(self.grpc_listener, stop)
+                        .await
+                        .context("gRPC server"),
+                )
+            }
+        });
+        tasks.spawn({
+            let stop = stop.clone();
+            let router = jifen_platform::ops::router(readiness);
+            async move {
+                (
+                    "ops",
+                    jifen_platform::ops::serve(self.ops_listener, router, stop)
+                        .await
+                        .context("ops server"),
+                )
+            }
+        });
+        tasks.spawn({
+            let stop = stop.clone();
+            let relay = Relay::new(self.db.clone(), self.bus.clone(), events::SOURCE);
+            async move { ("relay", relay.run(stop).await.context("outbox relay")) }
+        });
+        tasks.spawn({
+            let stop = stop.clone();
+            let consumer = Consumer::new(
+                self.db.clone(),
+                self.bus.clone(),
+                replica_spec(),
+                Arc::new(events::MembersReplica),
+            );
+            async move {
+                (
+                    "members replica",
+                    consumer.run(stop).await.context("members replica consumer"),
+                )
+            }
+        });
+        tasks.spawn({
+            let stop = stop.clone();
+            let app = self.app.clone();
+            let every = self.reminder_interval;
+            async move {
+                loop {
+                    if let Err(e) = app.send_reminders().await {
+                        tracing::warn!(error = %jifen_platform::grpc::error_chain(&e), "reminder check failed; retrying later");
+                    }
+                    tokio::select! {
+                        () = stop.cancelled() => break,
+                        () = tokio::time::sleep(every) => {}
+                    }
+                }
+                ("reminders", Ok(()))
+            }
+        });
+        tracing::info!(grpc = %self.grpc_addr, ops = %self.ops_addr, "declarations service running");
+
+        let mut first_error = None;
+        while let Some(joined) = tasks.join_next().await {
+            let (name, outcome) = match joined {
+                Ok(done) => done,
+                Err(join) => ("task", Err(anyhow::anyhow!("a task panicked: {join}"))),
+            };
+            if let Err(e) = outcome {
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    task = name,
+                    "stopping the service"
+                );
+                first_error.get_or_insert(e);
+            }
+            stop.cancel();
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,634 @@
+//! The only module that speaks SQL: sea-orm entities and queries over the declarations tables.
+//!
+//! Every function takes `&impl ConnectionTrait`, so the caller decides the transaction. Rows come
+//! back as entity models; the use-cases turn them into domain values.
+
+pub mod entities;
+
+use entities::{
+    audit_log, branch_record, declaration, declaration_transition, declaration_version, evidence,
+    evidence_upload, member_replica, org_replica, reopening, standard,
+};
+use sea_orm::{
+    ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, DbBackend, DbErr, EntityTrait as _,
+    FromQueryResult, IntoActiveModel as _, QueryFilter as _, QueryOrder as _, QuerySelect as _,
+    SqlErr, Statement, Value,
+};
+use std::collections::{HashMap, HashSet};
+use uuid::Uuid;
+
+/// Key of the advisory lock that serializes start-up work between instances ("jifen-decl").
+const STARTUP_LOCK_KEY: i64 = 0x6a69_6665_6e2d_6463;
+/// High bits of the per-year advisory locks that order standard publication against the first
+/// declaration of a year.
+const YEAR_LOCK_BASE: i64 = 0x6a69_6665_6e00_0000;
+
+fn stmt(sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
+/// Takes the start-up advisory lock until the end of the caller's transaction.
+pub async fn lock_startup(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
+    conn.execute_raw(stmt(
+        "SELECT pg_advisory_xact_lock($1)",
+        [STARTUP_LOCK_KEY.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Locks `year` until the end of the transaction: exclusively to publish a standard, shared to
+/// create a declaration. So "no declaration of that year exists" stays true until the publication
+/// commits.
+pub async fn lock_year(
+    conn: &impl ConnectionTrait,
+    year: i32,
+    exclusive: bool,
+) -> Result<(), DbErr> {
+    let sql = if exclusive {
+        "SELECT pg_advisory_xact_lock($1)"
+    } else {
+        "SELECT pg_advisory_xact_lock_shared($1)"
+    };
+    conn.execute_raw(stmt(sql, [(YEAR_LOCK_BASE + i64::from(year)).into()]))
+        .await?;
+    Ok(())
+}
+
+/// Whether `error` is a unique violation of the constraint named `constraint`.
+pub fn is_unique_violation(error: &DbErr, constraint: &str) -> bool {
+    matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(message)) if message.contains(constraint))
+}
+
+/// `SELECT 1`, for readiness.
+pub async fn ping(conn: &impl ConnectionTrait) -> bool {
+    conn.execute_unprepared("SELECT 1").await.is_ok()
+}
+
+// ---------------------------------------------------------------------------------- standards
+
+/// The newest published version of `year`'s standard.
+pub async fn latest_standard(
+    conn: &impl ConnectionTrait,
+    year: i32,
+) -> Result<Option<standard::Model>, DbErr> {
+    standard::Entity::find()
+        .filter(standard::Column::Year.eq(year))
+        .order_by_desc(standard::Column::Version)
+        .one(conn)
+        .await
+}
+
+/// The newest version number of `year`'s standard (0: none published).
+pub async fn latest_standard_version(conn: &impl ConnectionTrait, year: i32) -> Result<i64, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        version: Option<i64>,
+    }
+    let row = Row::find_by_statement(stmt(
+        "SELECT max(version) AS version FROM standards WHERE year = $1",
+        [year.into()],
+    ))
+    .one(conn)
+    .await?;
+    Ok(row.and_then(|r| r.version).unwrap_or(0))
+}
+
+pub async fn insert_standard(
+    conn: &impl ConnectionTrait,
+    row: standard::Model,
+) -> Result<(), DbErr> {
+    standard::Entity::insert(row.into_active_model())
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+/// Whether any declaration of `year` exists.
+pub async fn year_has_declarations(conn: &impl ConnectionTrait, year: i32) -> Result<bool, DbErr> {
+    let found = declaration::Entity::find()
+        .filter(declaration::Column::Year.eq(year))
+        .one(conn)
+        .await?;
+    Ok(found.is_some())
+}
+
+// ------------------------------------------------------------------------------------ replica
+
+/// Writes an organization unless the replica holds the same or a newer version. Returns whether
+/// it was written.
+pub async fn upsert_org(
+    conn: &impl ConnectionTrait,
+    row: org_replica::Model,
+) -> Result<bool, DbErr> {
+    let done = conn
+        .execute_raw(stmt(
+            "INSERT INTO org_replica (id, parent_id, path, name, kind, unit_type, version)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (id) DO UPDATE SET parent_id = EXCLUDED.parent_id, path = EXCLUDED.path,
+                 name = EXCLUDED.name, kind = EXCLUDED.kind, unit_type = EXCLUDED.unit_type,
+                 version = EXCLUDED.version
+             WHERE org_replica.version < EXCLUDED.version",
+            [
+                row.id.into(),
+                row.parent_id.into(),
+                row.path.into(),
+                row.name.into(),
+                row.kind.into(),
+                row.unit_type.into(),
+                row.version.into(),
+            ],
+        ))
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Writes a member unless the replica holds the same or a newer version.
+pub async fn upsert_member(
+    conn: &impl ConnectionTrait,
+    row: member_replica::Model,
+) -> Result<bool, DbErr> {
+    let done = conn
+        .execute_raw(stmt(
+            "INSERT INTO member_replica (id, org_id, org_path, name, category, status, version)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (id) DO UPDATE SET org_id = EXCLUDED.org_id, org_path = EXCLUDED.org_path,
+                 name = EXCLUDED.name, category = EXCLUDED.category, status = EXCLUDED.status,
+                 version = EXCLUDED.version
+             WHERE member_replica.version < EXCLUDED.version",
+            [
+                row.id.into(),
+                row.org_id.into(),
+                row.org_path.into(),
+                row.name.into(),
+                row.category.into(),
+                row.status.into(),
+                row.version.into(),
+            ],
+        ))
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+pub async fn find_member(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<Option<member_replica::Model>, DbErr> {
+    member_replica::Entity::find_by_id(id).one(conn).await
+}
+
+pub async fn find_members(
+    conn: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, member_replica::Model>, DbErr> {
+    Ok(member_replica::Entity::find()
+        .filter(member_replica::Column::Id.is_in(ids.iter().copied()))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|m| (m.id, m))
+        .collect())
+}
+
+pub async fn find_org(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<Option<org_replica::Model>, DbErr> {
+    org_replica::Entity::find_by_id(id).one(conn).await
+}
+
+/// The organization with path `path`, for its unit type.
+pub async fn find_org_by_path(
+    conn: &impl ConnectionTrait,
+    path: &str,
+) -> Result<Option<org_replica::Model>, DbErr> {
+    org_replica::Entity::find()
+        .filter(org_replica::Column::Path.eq(path))
+        .one(conn)
+        .await
+}
+
+// ------------------------------------------------------------------------------- declarations
+
+pub async fn find_declaration(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<Option<declaration::Model>, DbErr> {
+    declaration::Entity::find_by_id(id).one(conn).await
+}
+
+/// The declaration row locked until the end of the caller's transaction.
+pub async fn find_declaration_for_update(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<Option<declaration::Model>, DbErr> {
+    declaration::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(conn)
+        .await
+}
+
+/// A member's declaration of a month, locked when `lock`.
+pub async fn find_member_month(
+    conn: &impl ConnectionTrait,
+    member_id: Uuid,
+    month: &str,
+    lock: bool,
+) -> Result<Option<declaration::Model>, DbErr> {
+    let q = declaration::Entity::find()
+        .filter(declaration::Column::MemberId.eq(member_id))
+        .filter(declaration::Column::Month.eq(month));
+    if lock {
+        q.lock_exclusive().one(conn).await
+    } else {
+        q.one(conn).await
+    }
+}
+
+pub async fn insert_declaration(
+    conn: &impl ConnectionTrait,
+    row: declaration::Model,
+) -> Result<(), DbErr> {
+    declaration::Entity::insert(row.into_active_model())
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+/// Writes every column of `row` (found by id).
+pub async fn update_declaration(
+    conn: &impl ConnectionTrait,
+    row: declaration::Model,
+) -> Result<(), DbErr> {
+    row.into_active_model().reset_all().update(conn).await?;
+    Ok(())
+}
+
+pub async fn insert_version(
+    conn: &impl ConnectionTrait,
+    row: declaration_version::Model,
+) -> Result<(), DbErr> {
+    declaration_version::Entity::insert(row.into_active_model())
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+/// One transition to record (the id is the database's).
+pub struct NewTransition<'a> {
+    pub declaration_id: Uuid,
+    pub version: i64,
+    pub actor_id: &'a str,
+    pub actor_name: &'a str,
+    pub from_status: &'a str,
+    pub to_status: &'a str,
+    pub reason: &'a str,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+pub async fn insert_transition(
+    conn: &impl ConnectionTrait,
+    t: NewTransition<'_>,
+) -> Result<(), DbErr> {
+    conn.execute_raw(stmt(
+        "INSERT INTO declaration_transitions
+             (declaration_id, version, actor_id, actor_name, from_status, to_status, reason, at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        [
+            t.declaration_id.into(),
+            t.version.into(),
+            t.actor_id.into(),
+            t.actor_name.into(),
+            t.from_status.into(),
+            t.to_status.into(),
+            t.reason.into(),
+            t.at.into(),
+        ],
+    ))
+    .await?;
+    Ok(())
+}
+
+pub async fn transitions(
+    conn: &impl ConnectionTrait,
+    declaration_id: Uuid,
+) -> Result<Vec<declaration_transition::Model>, DbErr> {
+    declaration_transition::Entity::find()
+        .filter(declaration_transition::Column::DeclarationId.eq(declaration_id))
+        .order_by_asc(declaration_transition::Column::Id)
+        .all(conn)
+        .await
+}
+
+/// Up to `limit` declarations in the subtree `path`, optionally of one month and status, with
+/// ids after `after`, ordered by id.
+pub async fn list_declarations(
+    conn: &impl ConnectionTrait,
+    path: &str,
+    month: Option<&str>,
+    status: Option<&str>,
+    after: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<declaration::Model>, DbErr> {
+    let mut q = declaration::Entity::find().filter(declaration::Column::OrgPath.starts_with(path));
+    if let Some(month) = month {
+        q = q.filter(declaration::Column::Month.eq(month));
+    }
+    if let Some(status) = status {
+        q = q.filter(declaration::Column::Status.eq(status));
+    }
+    if let Some(after) = after {
+        q = q.filter(declaration::Column::Id.gt(after));
+    }
+    q.order_by_asc(declaration::Column::Id)
+        .limit(limit)
+        .all(conn)
+        .await
+}
+
+// ------------------------------------------------------------------------------ branch records
+
+pub async fn insert_records(
+    conn: &impl ConnectionTrait,
+    rows: Vec<branch_record::Model>,
+) -> Result<(), DbErr> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    branch_record::Entity::insert_many(rows.into_iter().map(|r| r.into_active_model()))
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn find_record_for_update(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<Option<branch_record::Model>, DbErr> {
+    branch_record::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(conn)
+        .await
+}
+
+pub async fn update_record(
+    conn: &impl ConnectionTrait,
+    row: branch_record::Model,
+) -> Result<(), DbErr> {
+    row.into_active_model().reset_all().update(conn).await?;
+    Ok(())
+}
+
+/// Branch records (revoked ones included) of the given members in the given months.
+pub async fn records_of(
+    conn: &impl ConnectionTrait,
+    members: &[Uuid],
+    months: &[String],
+) -> Result<Vec<branch_record::Model>, DbErr> {
+    if members.is_empty() {
+        return Ok(Vec::new());
+    }
+    branch_record::Entity::find()
+        .filter(branch_record::Column::MemberId.is_in(members.iter().copied()))
+        .filter(branch_record::Column::Month.is_in(months.iter().cloned()))
+        .order_by_asc(branch_record::Column::Id)
+        .all(conn)
+        .await
+}
+
+/// Points recorded by the branch and not revoked, by member and item, in `month`.
+pub async fn recorded_points(
+    conn: &impl ConnectionTrait,
+    members: &[Uuid],
+    month: &str,
+) -> Result<HashMap<(Uuid, String), i32>, DbErr> {
+    let mut out = HashMap::new();
+    for r in records_of(conn, members, &[month.to_owned()]).await? {
+        if r.revoked_at.is_none() {
+            *out.entry((r.member_id, r.item_code)).or_insert(0) += r.points;
+        }
+    }
+    Ok(out)
+}
+
+/// Up to `limit` branch records in the subtree `path` (of `month` if given), after `after`.
+pub async fn list_records(
+    conn: &impl ConnectionTrait,
+    path: &str,
+    month: Option<&str>,
+    after: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<branch_record::Model>, DbErr> {
+    let mut q =
+        branch_record::Entity::find().filter(branch_record::Column::OrgPath.starts_with(path));
+    if let Some(month) = month {
+        q = q.filter(branch_record::Column::Month.eq(month));
+    }
+    if let Some(after) = after {
+        q = q.filter(branch_record::Column::Id.gt(after));
+    }
+    q.order_by_asc(branch_record::Column::Id)
+        .limit(limit)
+        .all(conn)
+        .await
+}
+
+// ---------------------------------------------------------------------------------- reopenings
+
+pub async fn insert_reopening(
+    conn: &impl ConnectionTrait,
+    row: reopening::Model,
+) -> Result<(), DbErr> {
+    reopening::Entity::insert(row.into_active_model())
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+/// The latest instant until which `month` is reopened for a member at `member_path` (by a
+/// reopening of their organization or an ancestor), if that is after `now`.
+pub async fn reopened_until(
+    conn: &impl ConnectionTrait,
+    member_path: &str,
+    month: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        until: Option<chrono::DateTime<chrono::Utc>>,
+    }
+    let row = Row::find_by_statement(stmt(
+        "SELECT max(until) AS until FROM reopenings
+         WHERE month = $1 AND until > $2 AND starts_with($3, org_path)",
+        [month.into(), now.into(), member_path.into()],
+    ))
+    .one(conn)
+    .await?;
+    Ok(row.and_then(|r| r.until))
+}
+
+// ------------------------------------------------------------------------------------ evidence
+
+/// Records a stored file and who uploaded it (both idempotent).
+pub async fn record_evidence(
+    conn: &impl ConnectionTrait,
+    file: evidence::Model,
+    upload: evidence_upload::Model,
+) -> Result<(), DbErr> {
+    conn.execute_raw(stmt(
+        "INSERT INTO evidence (reference, content_type, size, stored_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (reference) DO NOTHING",
+        [
+            file.reference.into(),
+            file.content_type.into(),
+            file.size.into(),
+            file.stored_at.into(),
+        ],
+    ))
+    .await?;
+    conn.execute_raw(stmt(
+        "INSERT INTO evidence_uploads (reference, uploaded_by, org_path, uploaded_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (reference, uploaded_by) DO NOTHING",
+        [
+            upload.reference.into(),
+            upload.uploaded_by.into(),
+            upload.org_path.into(),
+            upload.uploaded_at.into(),
+        ],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Which of `references` were uploaded.
+pub async fn known_evidence(
+    conn: &impl ConnectionTrait,
+    references: &[String],
+) -> Result<HashSet<String>, DbErr> {
+    if references.is_empty() {
+        return Ok(HashSet::new());
+    }
+    Ok(evidence::Entity::find()
+        .filter(evidence::Column::Reference.is_in(references.iter().cloned()))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|e| e.reference)
+        .collect())
+}
+
+pub async fn find_evidence(
+    conn: &impl ConnectionTrait,
+    reference: &str,
+) -> Result<Option<evidence::Model>, DbErr> {
+    evidence::Entity::find_by_id(reference.to_owned())
+        .one(conn)
+        .await
+}
+
+pub async fn evidence_uploads(
+    conn: &impl ConnectionTrait,
+    reference: &str,
+) -> Result<Vec<evidence_upload::Model>, DbErr> {
+    evidence_upload::Entity::find()
+        .filter(evidence_upload::Column::Reference.eq(reference))
+        .all(conn)
+        .await
+}
+
+/// Whether a declaration line in `path`'s subtree carries `reference` (so the reviewers of that
+/// declaration may read the file).
+pub async fn evidence_in_declarations_under(
+    conn: &impl ConnectionTrait,
+    reference: &str,
+    paths: &[&str],
+) -> Result<bool, DbErr> {
+    for path in paths {
+        let found = conn
+            .query_one_raw(stmt(
+                "SELECT 1 FROM declarations WHERE starts_with(org_path, $1)
+                   AND lines @> jsonb_build_array(jsonb_build_object('evidence', jsonb_build_array($2::text)))
+                 LIMIT 1",
+                [(*path).into(), reference.into()],
+            ))
+            .await?;
+        if found.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+// ----------------------------------------------------------------------------------- reminders
+
+/// Marks, once per member and month, every active member with nothing handed in for `month`
+/// as reminded; returns `(member_id, org_id)` of those marked now.
+pub async fn claim_reminders(
+    conn: &impl ConnectionTrait,
+    month: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<(Uuid, Uuid)>, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        member_id: Uuid,
+        org_id: Uuid,
+    }
+    let rows = Row::find_by_statement(stmt(
+        "WITH due AS (
+             INSERT INTO reminders_sent (member_id, month, sent_at)
+             SELECT m.id, $1, $2 FROM member_replica m
+             WHERE m.status = 'active'
+               AND NOT EXISTS (SELECT 1 FROM declarations d WHERE d.member_id = m.id AND d.month = $1
+                                 AND d.status IN ('submitted', 'approved', 'rejected'))
+             ON CONFLICT DO NOTHING
+             RETURNING member_id)
+         SELECT due.member_id, m.org_id FROM due JOIN member_replica m ON m.id = due.member_id
+         ORDER BY due.member_id",
+        [month.into(), now.into()],
+    ))
+    .all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.member_id, r.org_id)).collect())
+}
+
+// ----------------------------------------------------------------------------------- audit log
+
+/// Appends one row to the audit trail (痕迹管理).
+pub async fn audit(
+    conn: &impl ConnectionTrait,
+    actor_id: &str,
+    action: &str,
+    subject: (&str, String),
+    detail: serde_json::Value,
+    reason: &str,
+) -> Result<(), DbErr> {
+    let row = audit_log::ActiveModel {
+        id: sea_orm::ActiveValue::NotSet,
+        at: sea_orm::ActiveValue::Set(chrono::Utc::now()),
+        actor_id: sea_orm::ActiveValue::Set(actor_id.to_owned()),
+        action: sea_orm::ActiveValue::Set(action.to_owned()),
+        subject_type: sea_orm::ActiveValue::Set(subject.0.to_owned()),
+        subject_id: sea_orm::ActiveValue::Set(subject.1),
+        detail: sea_orm::ActiveValue::Set(detail),
+        reason: sea_orm::ActiveValue::Set(reason.to_owned()),
+    };
+    audit_log::Entity::insert(row)
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+/// Serializes changes to one member's month (branch recordings passing a cap) until the end of
+/// the transaction.
+pub async fn lock_member_month(
+    conn: &impl ConnectionTrait,
+    member_id: Uuid,
+    month: &str,
+) -> Result<(), DbErr> {
+    conn.execute_raw(stmt(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        [format!("{member_id}/{month}").into()],
+    ))
+    .await?;
+    Ok(())
+}
