@@ -6,6 +6,7 @@
 
 use crate::problem::Problem;
 use jifen_platform::grpc::TraceInjector;
+use jifen_proto::declarations::v1::declarations_service_client::DeclarationsServiceClient;
 use jifen_proto::members::v1::members_service_client::MembersServiceClient;
 use std::time::Duration;
 use tonic::service::interceptor::InterceptedService;
@@ -17,8 +18,46 @@ use tonic_health::pb::health_client::HealthClient;
 /// The members service client type handed to handlers.
 pub type MembersClient = MembersServiceClient<InterceptedService<Channel, TraceInjector>>;
 
+/// The declarations service client type handed to handlers.
+pub type DeclarationsClient = DeclarationsServiceClient<InterceptedService<Channel, TraceInjector>>;
+
 /// The fully qualified name the members service registers with `grpc.health.v1`.
 pub const MEMBERS_SERVICE: &str = "jifen.members.v1.MembersService";
+
+/// The fully qualified name the declarations service registers with `grpc.health.v1`.
+pub const DECLARATIONS_SERVICE: &str = "jifen.declarations.v1.DeclarationsService";
+
+/// Largest gRPC message the gateway sends to or accepts from the declarations service: an
+/// evidence file (at most 24 MiB, the service's own ceiling) plus its envelope.
+pub const MAX_DECLARATIONS_MESSAGE: usize = 32 * 1024 * 1024;
+
+/// A lazily connected channel: connects on first use, so the gateway starts (and answers 503)
+/// while the service is down.
+fn lazy_channel(url: &str) -> anyhow::Result<Channel> {
+    Ok(Endpoint::from_shared(url.to_owned())?
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(15))
+        .tcp_nodelay(true)
+        .connect_lazy())
+}
+
+/// The interceptor that forwards `token` and the trace.
+fn injector(token: &str) -> Result<TraceInjector, Problem> {
+    TraceInjector::with_bearer(token)
+        .map_err(|_| Problem::unauthenticated("invalid_token", "the token is not valid metadata"))
+}
+
+/// Whether `service` on `channel` answers its health check with SERVING (within one second).
+async fn serving(channel: &Channel, service: &str) -> bool {
+    let mut client = HealthClient::new(channel.clone());
+    let request = HealthCheckRequest {
+        service: service.to_owned(),
+    };
+    match tokio::time::timeout(Duration::from_secs(1), client.check(request)).await {
+        Ok(Ok(answer)) => answer.into_inner().status == ServingStatus::Serving as i32,
+        _ => false,
+    }
+}
 
 /// A lazily connected channel to the members service, shared by every request.
 #[derive(Clone, Debug)]
@@ -29,34 +68,50 @@ pub struct Members {
 impl Members {
     /// Connects on first use, so the gateway starts (and answers 503) while the service is down.
     pub fn connect_lazy(url: &str) -> anyhow::Result<Self> {
-        let channel = Endpoint::from_shared(url.to_owned())?
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(15))
-            .tcp_nodelay(true)
-            .connect_lazy();
-        Ok(Self { channel })
+        Ok(Self {
+            channel: lazy_channel(url)?,
+        })
     }
 
     /// A client that calls as the holder of `token`.
     pub fn with_token(&self, token: &str) -> Result<MembersClient, Problem> {
-        let injector = TraceInjector::with_bearer(token).map_err(|_| {
-            Problem::unauthenticated("invalid_token", "the token is not valid metadata")
-        })?;
         Ok(MembersServiceClient::with_interceptor(
             self.channel.clone(),
-            injector,
+            injector(token)?,
         ))
     }
 
     /// Whether the service answers its health check with SERVING (within one second).
     pub async fn serving(&self) -> bool {
-        let mut client = HealthClient::new(self.channel.clone());
-        let request = HealthCheckRequest {
-            service: MEMBERS_SERVICE.to_owned(),
-        };
-        match tokio::time::timeout(Duration::from_secs(1), client.check(request)).await {
-            Ok(Ok(answer)) => answer.into_inner().status == ServingStatus::Serving as i32,
-            _ => false,
-        }
+        serving(&self.channel, MEMBERS_SERVICE).await
+    }
+}
+
+/// A lazily connected channel to the declarations service, shared by every request.
+#[derive(Clone, Debug)]
+pub struct Declarations {
+    channel: Channel,
+}
+
+impl Declarations {
+    /// Connects on first use, so the gateway starts (and answers 503) while the service is down.
+    pub fn connect_lazy(url: &str) -> anyhow::Result<Self> {
+        Ok(Self {
+            channel: lazy_channel(url)?,
+        })
+    }
+
+    /// A client that calls as the holder of `token`; it carries evidence files both ways.
+    pub fn with_token(&self, token: &str) -> Result<DeclarationsClient, Problem> {
+        Ok(
+            DeclarationsServiceClient::with_interceptor(self.channel.clone(), injector(token)?)
+                .max_decoding_message_size(MAX_DECLARATIONS_MESSAGE)
+                .max_encoding_message_size(MAX_DECLARATIONS_MESSAGE),
+        )
+    }
+
+    /// Whether the service answers its health check with SERVING (within one second).
+    pub async fn serving(&self) -> bool {
+        serving(&self.channel, DECLARATIONS_SERVICE).await
     }
 }

@@ -2,6 +2,8 @@
 //! messages. Enums travel as API.md's `snake_case` strings; an enum value the gateway does not
 //! know (a newer service) renders as `null` rather than failing the answer.
 
+pub mod declarations;
+
 use chrono::NaiveDate;
 use jifen_platform::auth::{Principal, RoleClaim, RoleName};
 use jifen_proto::common::v1 as common;

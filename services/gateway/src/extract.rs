@@ -5,6 +5,7 @@
 //!   target type (else 400 `invalid_argument` naming the JSON path of the field, e.g. `kind`).
 //! * [`PathId`]: the single UUID path parameter (else 400 naming it, e.g. `id`).
 //! * [`ListQuery`]: `page_size`, `page_token`, `recursive` query parameters.
+//! * [`PathParams`]: several path parameters by name (`{id}`, `{month}`), as text.
 //! * [`body_bytes`]: a raw body of a given media type (CSV import).
 
 use crate::problem::Problem;
@@ -155,6 +156,52 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
             .next()
             .ok_or_else(|| Problem::invalid_field("id", "missing path parameter"))?;
         parse_uuid(name, value).map(PathId)
+    }
+}
+
+/// Every path parameter of a route, by name, as text (percent-decoded).
+#[derive(Debug, Clone, Default)]
+pub struct PathParams(pub Vec<(String, String)>);
+
+impl PathParams {
+    /// The parameter `name`, or 400 naming it.
+    pub fn get(&self, name: &str) -> Result<&str, Problem> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .ok_or_else(|| Problem::invalid_field(name, "missing path parameter"))
+    }
+
+    /// The parameter `name` as a UUID, or 400 naming it.
+    pub fn uuid(&self, name: &str) -> Result<Uuid, Problem> {
+        parse_uuid(name, self.get(name)?)
+    }
+
+    /// The last parameter split at its first `:` into the value and an AIP custom method
+    /// (`{id}:submit` → `(id, Some("submit"))`).
+    pub fn custom_method(&self) -> (String, Option<String>) {
+        let last = self.0.last().map(|(_, v)| v.as_str()).unwrap_or_default();
+        match last.split_once(':') {
+            Some((value, verb)) => (value.to_owned(), Some(verb.to_owned())),
+            None => (last.to_owned(), None),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParams {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| Problem::invalid_field("path", "bad path parameters"))?;
+        Ok(Self(
+            params
+                .iter()
+                .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                .collect(),
+        ))
     }
 }
 

@@ -104,7 +104,7 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
     };
 
     let (parts, body) = request.into_parts();
-    let limit = state.body_limit();
+    let limit = state.body_limit_for(parts.uri.path());
     let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
         return Problem::payload_too_large(limit).into_response();
     };

@@ -27,6 +27,11 @@ use std::path::Path;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// Default largest evidence file: 10 MiB.
+pub const DEFAULT_EVIDENCE_MAX_BYTES: usize = 10 * 1024 * 1024;
+/// The largest evidence limit that may be configured (the declarations service's own ceiling).
+pub const MAX_EVIDENCE_BYTES: usize = 24 * 1024 * 1024;
+
 /// Gateway configuration, parsed once from the environment ([`Settings::from_env`]) or built in
 /// code by tests.
 #[derive(Debug, Clone)]
@@ -35,6 +40,8 @@ pub struct Settings {
     pub listen: String,
     /// `JIFEN_MEMBERS_URL` (default `http://127.0.0.1:50051`).
     pub members_url: String,
+    /// `JIFEN_DECLARATIONS_URL` (default `http://127.0.0.1:50052`).
+    pub declarations_url: String,
     /// `JIFEN_REDIS_URL`.
     pub redis_url: String,
     /// Prepended to every Redis key (`JIFEN_REDIS_PREFIX`, default `jifen:`).
@@ -54,6 +61,9 @@ pub struct Settings {
     pub login_attempts_per_minute: u32,
     /// Largest request body in bytes (`JIFEN_BODY_LIMIT_BYTES`, default 1 MiB).
     pub body_limit: usize,
+    /// Largest evidence file accepted by `POST /api/v1/evidence` (`JIFEN_EVIDENCE_MAX_BYTES`,
+    /// default 10 MiB, at most 24 MiB; the declarations service reads the same variable).
+    pub evidence_max_bytes: usize,
     /// Take the client IP from `x-forwarded-for` (`JIFEN_TRUST_FORWARDED_FOR`, default false):
     /// only behind an ingress that sets it.
     pub trust_forwarded_for: bool,
@@ -78,6 +88,7 @@ impl Settings {
         let settings = Self {
             listen: var_or("JIFEN_GATEWAY_ADDR", "127.0.0.1:8080"),
             members_url: var_or("JIFEN_MEMBERS_URL", "http://127.0.0.1:50051"),
+            declarations_url: var_or("JIFEN_DECLARATIONS_URL", "http://127.0.0.1:50052"),
             redis_url: core.redis_url,
             redis_prefix: var_or("JIFEN_REDIS_PREFIX", "jifen:"),
             signer,
@@ -90,6 +101,7 @@ impl Settings {
             rate_limit_per_minute: parse_or("JIFEN_RATE_LIMIT_PER_MINUTE", 600u32)?,
             login_attempts_per_minute: parse_or("JIFEN_LOGIN_ATTEMPTS_PER_MINUTE", 20u32)?,
             body_limit: parse_or("JIFEN_BODY_LIMIT_BYTES", 1024 * 1024usize)?,
+            evidence_max_bytes: parse_or("JIFEN_EVIDENCE_MAX_BYTES", DEFAULT_EVIDENCE_MAX_BYTES)?,
             trust_forwarded_for: parse_or("JIFEN_TRUST_FORWARDED_FOR", false)?,
             otlp_endpoint: core.otlp_endpoint,
         };
@@ -102,6 +114,7 @@ impl Settings {
         Self {
             listen: "127.0.0.1:8080".into(),
             members_url: "http://127.0.0.1:50051".into(),
+            declarations_url: "http://127.0.0.1:50052".into(),
             redis_url: "redis://127.0.0.1:6379".into(),
             redis_prefix: "jifen:".into(),
             signer,
@@ -111,6 +124,7 @@ impl Settings {
             rate_limit_per_minute: 600,
             login_attempts_per_minute: 20,
             body_limit: 1024 * 1024,
+            evidence_max_bytes: DEFAULT_EVIDENCE_MAX_BYTES,
             trust_forwarded_for: false,
             otlp_endpoint: None,
         }
@@ -133,8 +147,21 @@ impl Settings {
         if self.body_limit == 0 {
             return bad("JIFEN_BODY_LIMIT_BYTES", "must be positive");
         }
-        if !(self.members_url.starts_with("http://") || self.members_url.starts_with("https://")) {
+        if !(1..=MAX_EVIDENCE_BYTES).contains(&self.evidence_max_bytes) {
+            return bad(
+                "JIFEN_EVIDENCE_MAX_BYTES",
+                &format!("must be from 1 to {MAX_EVIDENCE_BYTES}"),
+            );
+        }
+        let is_url = |u: &str| u.starts_with("http://") || u.starts_with("https://");
+        if !is_url(&self.members_url) {
             return bad("JIFEN_MEMBERS_URL", "must be an http:// or https:// URL");
+        }
+        if !is_url(&self.declarations_url) {
+            return bad(
+                "JIFEN_DECLARATIONS_URL",
+                "must be an http:// or https:// URL",
+            );
         }
         Ok(())
     }
@@ -160,8 +187,11 @@ impl Application {
             .context("Redis connection manager")?;
         let members =
             clients::Members::connect_lazy(&settings.members_url).context("JIFEN_MEMBERS_URL")?;
+        let declarations = clients::Declarations::connect_lazy(&settings.declarations_url)
+            .context("JIFEN_DECLARATIONS_URL")?;
         let state = state::AppState::new(state::StateParts {
             members,
+            declarations,
             redis,
             redis_prefix: settings.redis_prefix,
             signer: settings.signer,
@@ -171,6 +201,7 @@ impl Application {
             rate_limit_per_minute: settings.rate_limit_per_minute,
             login_attempts_per_minute: settings.login_attempts_per_minute,
             body_limit: settings.body_limit,
+            evidence_max_bytes: settings.evidence_max_bytes,
             trust_forwarded_for: settings.trust_forwarded_for,
         });
         let listener = tokio::net::TcpListener::bind(&settings.listen)

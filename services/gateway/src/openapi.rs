@@ -23,13 +23,24 @@ use utoipa::openapi::{Content, OpenApi, Ref, RefOr, ResponseBuilder};
         version = "1",
         description = "党员积分制管理 — the public HTTP/JSON API (shared/API.md). Errors are RFC 9457 problem+json."
     ),
-    paths(serve, crate::routes::members::transfer_member),
+    paths(
+        serve,
+        crate::routes::members::transfer_member,
+        crate::routes::declarations::submit_declaration,
+        crate::routes::declarations::review_declaration,
+        crate::routes::branch::revoke_branch_record,
+        crate::routes::branch::reopen_period,
+    ),
     components(schemas(ProblemBody, problem::FieldError)),
     modifiers(&Security),
     tags(
         (name = "identity", description = "Login, token refresh, the caller"),
         (name = "organizations", description = "The organization tree"),
         (name = "members", description = "Members, transfers, sanctions, import"),
+        (name = "standard", description = "The yearly points standard (积分标准)"),
+        (name = "declarations", description = "Monthly declarations and their review (月度申报、支部审核)"),
+        (name = "branch records", description = "Branch-recorded points and reopened months (支部记录、补报)"),
+        (name = "evidence", description = "Evidence files (证明材料)"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]
@@ -74,14 +85,16 @@ fn add_problem(op: &mut Operation, status: StatusCode) {
 /// Adds the problem answers every operation can give (see the module documentation).
 pub fn add_problem_responses(openapi: &mut OpenApi) {
     for item in openapi.paths.paths.values_mut() {
+        // (operation, whether it changes something)
         let ops = [
-            &mut item.get,
-            &mut item.post,
-            &mut item.put,
-            &mut item.patch,
-            &mut item.delete,
+            (&mut item.get, false),
+            (&mut item.post, true),
+            (&mut item.put, true),
+            (&mut item.patch, true),
+            (&mut item.delete, true),
         ];
-        for op in ops.into_iter().flatten() {
+        for (op, acts) in ops {
+            let Some(op) = op else { continue };
             let has_body = op.request_body.is_some();
             let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
             let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
@@ -99,7 +112,7 @@ pub fn add_problem_responses(openapi: &mut OpenApi) {
             if has_params || secured {
                 add_problem(op, StatusCode::NOT_FOUND);
             }
-            if secured && has_body {
+            if secured && (has_body || acts) {
                 add_problem(op, StatusCode::CONFLICT);
                 add_problem(op, StatusCode::UNPROCESSABLE_ENTITY);
             }

@@ -263,14 +263,14 @@ impl From<tonic::Status> for Problem {
             // Dependency failures and internal errors are logged here once and answered
             // opaquely: their messages may name hosts or carry internals.
             if http == StatusCode::SERVICE_UNAVAILABLE {
-                tracing::warn!(grpc.code = ?status.code(), grpc.message = %status.message(), "members service unavailable");
+                tracing::warn!(grpc.code = ?status.code(), grpc.message = %status.message(), "a service is unavailable");
                 return Self::new(
                     http,
                     grpc_code_name(status.code()),
                     "a dependency is unavailable; retry later",
                 );
             }
-            tracing::error!(grpc.code = ?status.code(), grpc.message = %status.message(), "members service failed");
+            tracing::error!(grpc.code = ?status.code(), grpc.message = %status.message(), "a service failed");
             return Self::new(http, "internal", "internal error");
         }
         let (reason, fields) = jifen_platform::grpc::status_details(&status);

@@ -1,6 +1,6 @@
 //! The state every handler and middleware shares: clients, Redis, keys and limits.
 
-use crate::clients::{Members, MembersClient};
+use crate::clients::{Declarations, DeclarationsClient, Members, MembersClient};
 use crate::problem::Problem;
 use jifen_platform::auth::{TokenSigner, TokenVerifier};
 use redis::aio::ConnectionManager;
@@ -14,6 +14,7 @@ pub struct AppState(Arc<Inner>);
 /// What [`AppState::new`] takes.
 pub struct StateParts {
     pub members: Members,
+    pub declarations: Declarations,
     pub redis: ConnectionManager,
     pub redis_prefix: String,
     pub signer: TokenSigner,
@@ -23,6 +24,8 @@ pub struct StateParts {
     pub rate_limit_per_minute: u32,
     pub login_attempts_per_minute: u32,
     pub body_limit: usize,
+    /// Largest evidence file (`POST /api/v1/evidence`).
+    pub evidence_max_bytes: usize,
     pub trust_forwarded_for: bool,
 }
 
@@ -41,6 +44,15 @@ impl AppState {
 
     pub fn members(&self) -> &Members {
         &self.p().members
+    }
+
+    pub fn declarations(&self) -> &Declarations {
+        &self.p().declarations
+    }
+
+    /// A declarations client calling as the holder of `token`.
+    pub fn declarations_as(&self, token: &str) -> Result<DeclarationsClient, Problem> {
+        self.p().declarations.with_token(token)
     }
 
     /// A members client calling as the gateway itself (service role).
@@ -91,7 +103,30 @@ impl AppState {
         self.p().body_limit
     }
 
+    /// Largest evidence file.
+    pub fn evidence_max_bytes(&self) -> usize {
+        self.p().evidence_max_bytes
+    }
+
+    /// Largest request body of `path`: the evidence upload takes a file plus its multipart
+    /// envelope; every other route the configured body limit.
+    pub fn body_limit_for(&self, path: &str) -> usize {
+        if path == crate::routes::evidence::UPLOAD_PATH {
+            evidence_request_limit(self.evidence_max_bytes()).max(self.body_limit())
+        } else {
+            self.body_limit()
+        }
+    }
+
     pub fn trust_forwarded_for(&self) -> bool {
         self.p().trust_forwarded_for
     }
+}
+
+/// Room for the multipart envelope (boundaries, part headers) around an evidence file.
+pub const MULTIPART_OVERHEAD: usize = 64 * 1024;
+
+/// The body limit of the evidence upload for files of at most `max_file` bytes.
+pub fn evidence_request_limit(max_file: usize) -> usize {
+    max_file.saturating_add(MULTIPART_OVERHEAD)
 }

@@ -1,5 +1,5 @@
 //! Operational endpoints: `/healthz` (the process is up), `/readyz` (Redis answers PING and the
-//! members service reports SERVING) and `/metrics` (Prometheus text format).
+//! members and declarations services report SERVING) and `/metrics` (Prometheus text format).
 
 use crate::problem::Problem;
 use crate::state::AppState;
@@ -45,8 +45,12 @@ async fn redis_answers(state: &AppState) -> bool {
     ),
 )]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, Problem> {
-    let (redis, members) = tokio::join!(redis_answers(&state), state.members().serving());
-    if redis && members {
+    let (redis, members, declarations) = tokio::join!(
+        redis_answers(&state),
+        state.members().serving(),
+        state.declarations().serving()
+    );
+    if redis && members && declarations {
         return Ok(Json(Health { status: "ready" }));
     }
     let mut problem = Problem::unavailable("not ready");
@@ -55,6 +59,9 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, Probl
     }
     if !members {
         problem = problem.with_field("members", "is not SERVING");
+    }
+    if !declarations {
+        problem = problem.with_field("declarations", "is not SERVING");
     }
     Err(problem)
 }

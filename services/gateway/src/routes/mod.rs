@@ -5,9 +5,13 @@
 //! → body limit → bearer verification → rate limit → idempotency → the handler.
 
 pub mod auth;
+pub mod branch;
+pub mod declarations;
+pub mod evidence;
 pub mod health;
 pub mod members;
 pub mod orgs;
+pub mod standards;
 
 use crate::extract::BodyLimit;
 use crate::openapi::{self, ApiDoc, Document};
@@ -27,8 +31,20 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-/// Every route with its OpenAPI description (without middleware or state).
+/// Every route with its OpenAPI description (without middleware or state), for evidence files
+/// of the default size limit.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    api_with(crate::DEFAULT_EVIDENCE_MAX_BYTES)
+}
+
+/// Every route with its OpenAPI description; the evidence upload takes files of up to
+/// `evidence_max_bytes` (its own body limit, above the global one).
+pub fn api_with(evidence_max_bytes: usize) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let upload = OpenApiRouter::new()
+        .routes(routes!(evidence::upload_evidence))
+        .layer(DefaultBodyLimit::max(crate::state::evidence_request_limit(
+            evidence_max_bytes,
+        )));
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
@@ -48,6 +64,35 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .route("/api/v1/members/{id}", post(members::member_action))
         .routes(routes!(members::list_transfers))
         .routes(routes!(members::record_sanction, members::list_sanctions))
+        .routes(routes!(standards::get_standard, standards::put_standard))
+        .routes(routes!(
+            declarations::get_declaration,
+            declarations::save_declaration
+        ))
+        // `{id}:submit`, `{id}:review`: see `declarations::declaration_action`.
+        .route(
+            "/api/v1/declarations/{id}",
+            post(declarations::declaration_action),
+        )
+        .routes(routes!(declarations::declaration_history))
+        .routes(routes!(declarations::list_org_declarations))
+        .routes(routes!(declarations::batch_approve))
+        .routes(routes!(
+            branch::record_branch_entries,
+            branch::list_branch_records
+        ))
+        // `{id}:revoke`: see `branch::branch_record_action`.
+        .route(
+            "/api/v1/branch-records/{id}",
+            post(branch::branch_record_action),
+        )
+        // `{month}:reopen`: see `branch::period_action`.
+        .route(
+            "/api/v1/orgs/{id}/periods/{month}",
+            post(branch::period_action),
+        )
+        .merge(upload)
+        .routes(routes!(evidence::get_evidence))
         .split_for_parts();
     openapi::add_problem_responses(&mut doc);
     (router, doc)
@@ -59,7 +104,7 @@ async fn not_found() -> Problem {
 
 /// The whole application, ready to serve.
 pub fn router(state: AppState) -> Router {
-    let (router, doc) = api();
+    let (router, doc) = api_with(state.evidence_max_bytes());
     let json = serde_json::to_vec(&doc)
         .map(Bytes::from)
         .unwrap_or_default();
