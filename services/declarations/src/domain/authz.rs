@@ -113,6 +113,8 @@ pub fn read_evidence<'a>(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
     use super::*;
     use jifen_platform::auth::RoleClaim;
 

@@ -277,15 +277,15 @@ pub fn check_monthly_caps(
         let Some(item) = items.iter().find(|i| i.code == code) else {
             continue;
         };
-        if let Some(cap) = item.monthly_cap {
-            if total.abs() > cap.tenths() {
-                return Err(CapExceeded {
-                    line,
-                    item_code: code,
-                    cap: cap.tenths(),
-                    total,
-                });
-            }
+        if let Some(cap) = item.monthly_cap
+            && total.abs() > cap.tenths()
+        {
+            return Err(CapExceeded {
+                line,
+                item_code: code,
+                cap: cap.tenths(),
+                total,
+            });
         }
     }
     Ok(())
@@ -451,6 +451,8 @@ pub fn fmt_points(tenths: i32) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
     use super::*;
 
     fn standard_items() -> Vec<Item> {

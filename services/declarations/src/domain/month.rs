@@ -158,6 +158,8 @@ impl fmt::Display for Month {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
     use super::*;
 
     fn at(text: &str) -> DateTime<Utc> {

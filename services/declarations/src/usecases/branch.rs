@@ -139,9 +139,9 @@ impl Declarations {
                 ));
                 continue;
             }
-            if !unit_types.contains_key(&member.org_id) {
-                let unit = self.unit_type_of(&self.db, member.org_id).await?;
-                unit_types.insert(member.org_id, unit);
+            if let std::collections::hash_map::Entry::Vacant(slot) = unit_types.entry(member.org_id)
+            {
+                slot.insert(self.unit_type_of(&self.db, member.org_id).await?);
             }
             let unit = unit_types
                 .get(&member.org_id)
@@ -230,19 +230,19 @@ impl Declarations {
             let Some(item) = standard.item(&r.item_code, unit) else {
                 continue;
             };
-            if let Some(cap) = item.monthly_cap {
-                if total.abs() > cap.tenths() {
-                    return Err(AppError::Rule {
-                        code: "monthly_cap_exceeded",
-                        message: format!(
-                            "item {} is capped at {} points a month; this member would count {} in {month}",
-                            item.code,
-                            declaration::fmt_points(cap.tenths()),
-                            declaration::fmt_points(*total)
-                        ),
-                        field: Some(format!("entries[{index}].quantity")),
-                    });
-                }
+            if let Some(cap) = item.monthly_cap
+                && total.abs() > cap.tenths()
+            {
+                return Err(AppError::Rule {
+                    code: "monthly_cap_exceeded",
+                    message: format!(
+                        "item {} is capped at {} points a month; this member would count {} in {month}",
+                        item.code,
+                        declaration::fmt_points(cap.tenths()),
+                        declaration::fmt_points(*total)
+                    ),
+                    field: Some(format!("entries[{index}].quantity")),
+                });
             }
         }
         let rows: Vec<branch_record::Model> = rows.into_iter().map(|(_, r, _)| r).collect();

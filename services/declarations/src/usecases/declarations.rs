@@ -237,10 +237,10 @@ impl Declarations {
             .branch_lines(&self.db, std::slice::from_ref(&key))
             .await?;
         let branch_lines = branch.remove(&key).unwrap_or_default();
-        let deadline_day = match self.standard_for(&self.db, month.year()).await? {
-            Some((_, s)) => Some(s.deadline_day()),
-            None => None,
-        };
+        let deadline_day = self
+            .standard_for(&self.db, month.year())
+            .await?
+            .map(|(_, s)| s.deadline_day());
         let existing = store::find_member_month(&self.db, member.id, &key.1, false).await?;
         let path = existing
             .as_ref()

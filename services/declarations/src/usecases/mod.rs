@@ -90,6 +90,9 @@ fn actor_name(actor: &Principal) -> String {
         .unwrap_or_else(|| actor.subject.clone())
 }
 
+/// Parsed standards by year: `(version, standard)`.
+type StandardCache = HashMap<i32, (i64, Arc<Standard>)>;
+
 /// The declarations service's use-cases over one database.
 #[derive(Clone)]
 pub struct Declarations {
@@ -97,7 +100,7 @@ pub struct Declarations {
     clock: Clock,
     evidence: EvidenceStore,
     /// Parsed standards by year: `(version, standard)`; version 0 is the shipped default.
-    standards: Arc<RwLock<HashMap<i32, (i64, Arc<Standard>)>>>,
+    standards: Arc<RwLock<StandardCache>>,
 }
 
 impl Declarations {

@@ -40,15 +40,15 @@ impl Declarations {
         year: i32,
     ) -> Result<Option<(i64, Arc<Standard>)>, AppError> {
         let version = store::latest_standard_version(conn, year).await?;
-        if let Some((v, s)) = self
+        let cached = self
             .standards
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&year)
-        {
-            if *v == version {
-                return Ok(Some((*v, s.clone())));
-            }
+            .filter(|(v, _)| *v == version)
+            .cloned();
+        if let Some(hit) = cached {
+            return Ok(Some(hit));
         }
         let parsed = if version == 0 {
             match shipped(year) {
@@ -161,23 +161,22 @@ impl Declarations {
         let txn = self.db.begin().await?;
         store::lock_year(&txn, year, true).await?;
         let current = self.standard_for(&txn, year).await?;
-        if store::year_has_declarations(&txn, year).await? {
-            if let Some((_, current)) = &current {
-                if let Err(problems) = current.change_only_adds_items(&new) {
-                    let first: Vec<String> = problems
-                        .iter()
-                        .take(5)
-                        .map(|p| format!("{}: {}", p.path, p.message))
-                        .collect();
-                    return Err(AppError::conflict(
-                        "standard_in_use",
-                        format!(
-                            "declarations of {year} exist: a new standard may only add items ({})",
-                            first.join("; ")
-                        ),
-                    ));
-                }
-            }
+        if let Some((_, current)) = &current
+            && store::year_has_declarations(&txn, year).await?
+            && let Err(problems) = current.change_only_adds_items(&new)
+        {
+            let first: Vec<String> = problems
+                .iter()
+                .take(5)
+                .map(|p| format!("{}: {}", p.path, p.message))
+                .collect();
+            return Err(AppError::conflict(
+                "standard_in_use",
+                format!(
+                    "declarations of {year} exist: a new standard may only add items ({})",
+                    first.join("; ")
+                ),
+            ));
         }
         let version = store::latest_standard_version(&txn, year).await? + 1;
         let now = chrono::Utc::now();

@@ -1,0 +1,173 @@
+//! The service's own guarantees seen over gRPC: versions and transitions are kept and cannot be
+//! rewritten, reminders go out once three days before the deadline, the replica follows members.
+
+use crate::helpers::*;
+use jifen_platform::auth::RoleName;
+use jifen_proto::declarations::v1 as dpb;
+use sea_orm::ConnectionTrait as _;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_version_and_transition_is_kept_and_cannot_be_rewritten() {
+    let c = spawn().await;
+    let branch = c.branch("痕迹支部").await;
+    let m = c.member(&branch, "李四").await;
+    c.replicated(&[&m.id]).await;
+    let mut me = c.decl(&c.member_token(&m)).await;
+    let mut sec = c.decl(&c.role_token(RoleName::Secretary, &branch)).await;
+    let save = |lines| dpb::SaveDeclarationRequest {
+        member_id: m.id.clone(),
+        month: "2026-11".into(),
+        lines,
+    };
+    let d = me
+        .save_declaration(save(vec![line("F01", 1, &[])]))
+        .await
+        .unwrap()
+        .into_inner();
+    me.save_declaration(save(vec![line("F01", 1, &[]), line("F04", 1, &[])]))
+        .await
+        .unwrap();
+    me.submit_declaration(dpb::SubmitDeclarationRequest { id: d.id.clone() })
+        .await
+        .unwrap();
+    sec.review_declaration(dpb::ReviewDeclarationRequest {
+        id: d.id.clone(),
+        decision: dpb::ReviewDecision::Return.into(),
+        lines: vec![],
+        comment: "补充说明".into(),
+    })
+    .await
+    .unwrap();
+    me.save_declaration(save(vec![line("F01", 1, &[])]))
+        .await
+        .unwrap();
+    me.submit_declaration(dpb::SubmitDeclarationRequest { id: d.id.clone() })
+        .await
+        .unwrap();
+    let approved = sec
+        .review_declaration(dpb::ReviewDeclarationRequest {
+            id: d.id.clone(),
+            decision: dpb::ReviewDecision::Approve.into(),
+            lines: vec![],
+            comment: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        approved.version, 7,
+        "two saves, submit, return, save, submit, approve"
+    );
+    assert_eq!(approved.approved_total, Some(10));
+
+    let versions = count(
+        &c.decl_db,
+        "SELECT count(*) FROM declaration_versions WHERE declaration_id = $1::uuid",
+        vec![d.id.clone().into()],
+    )
+    .await;
+    assert_eq!(versions, 7, "every version is kept");
+    let history = me
+        .get_declaration_history(dpb::GetDeclarationHistoryRequest { id: d.id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    let steps: Vec<(String, String)> = history
+        .transitions
+        .iter()
+        .map(|t| (t.from_status.clone(), t.to_status.clone()))
+        .collect();
+    let expect = [
+        ("", "draft"),
+        ("draft", "submitted"),
+        ("submitted", "returned"),
+        ("returned", "draft"),
+        ("draft", "submitted"),
+        ("submitted", "approved"),
+    ];
+    assert_eq!(
+        steps,
+        expect
+            .iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(history.transitions[2].reason, "补充说明");
+    assert!(history.transitions[2].actor_id.starts_with("secretary-"));
+
+    for sql in [
+        "UPDATE declaration_versions SET state = '{}'::jsonb",
+        "DELETE FROM declaration_transitions",
+        "TRUNCATE declaration_versions",
+        "UPDATE declaration_transitions SET reason = 'x'",
+        "DELETE FROM declaration_versions",
+    ] {
+        let err = c.decl_db.execute_unprepared(sql).await.unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reminders_go_out_once_three_days_before_the_deadline() {
+    let c = spawn().await;
+    let branch = c.branch("提醒支部").await;
+    let done = c.member(&branch, "已报").await;
+    let draft_only = c.member(&branch, "草稿").await;
+    let silent = c.member(&branch, "未报").await;
+    c.replicated(&[&done.id, &draft_only.id, &silent.id]).await;
+    let mut d = c.decl(&c.member_token(&done)).await;
+    let saved = d
+        .save_declaration(dpb::SaveDeclarationRequest {
+            member_id: done.id.clone(),
+            month: "2026-11".into(),
+            lines: vec![line("F01", 1, &[])],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    d.submit_declaration(dpb::SubmitDeclarationRequest { id: saved.id })
+        .await
+        .unwrap();
+    c.decl(&c.member_token(&draft_only))
+        .await
+        .save_declaration(dpb::SaveDeclarationRequest {
+            member_id: draft_only.id.clone(),
+            month: "2026-11".into(),
+            lines: vec![line("F01", 1, &[])],
+        })
+        .await
+        .unwrap();
+
+    let app = reminder_app(&c).await;
+    // 2026-12-01 (Shanghai) is four days before the deadline of 5 December: nothing yet.
+    c.clock.set(at("2026-12-01T02:00:00Z"));
+    assert_eq!(app.send_reminders().await.unwrap(), 0);
+    // 2026-12-02 is three days before: the draft-only and the silent member, not the one who submitted.
+    c.clock.set(at("2026-12-02T02:00:00Z"));
+    assert_eq!(app.send_reminders().await.unwrap(), 2);
+    c.clock.set(at("2026-12-02T10:00:00Z"));
+    assert_eq!(
+        app.send_reminders().await.unwrap(),
+        0,
+        "once per member and month"
+    );
+    let due = count(
+        &c.decl_db,
+        "SELECT count(*) FROM outbox WHERE routing_key = 'declarations.reminder.due.v1' AND subject = ANY($1)",
+        vec![vec![draft_only.id.clone(), silent.id.clone()].into()],
+    )
+    .await;
+    assert_eq!(due, 2);
+}
+
+/// The use-cases over the cluster's database and clock (the `remind` command does the same).
+async fn reminder_app(c: &Cluster) -> jifen_declarations::usecases::Declarations {
+    jifen_declarations::usecases::Declarations::new(
+        c.decl_db.clone(),
+        c.clock.clone(),
+        jifen_declarations::usecases::EvidenceStore {
+            dir: std::env::temp_dir(),
+            max_bytes: 1024,
+        },
+    )
+}

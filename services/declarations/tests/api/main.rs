@@ -1,0 +1,8 @@
+//! Integration tests of the declarations service: the members and declarations services started
+//! in-process against the real local PostgreSQL and RabbitMQ, spoken to over gRPC.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+mod lifecycle;
+mod replay;
