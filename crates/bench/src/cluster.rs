@@ -1,5 +1,5 @@
-//! An in-process cluster for benchmarks: the members service and the gateway on port 0, a fresh
-//! database on the local PostgreSQL, a unique bus and Redis prefix, keys made for the run.
+//! An in-process cluster for benchmarks: the members and declarations services and the gateway on
+//! port 0, fresh databases on the local PostgreSQL, a unique bus and Redis prefix, keys made for the run.
 
 use anyhow::Context as _;
 use jifen_platform::auth::{TokenSigner, TokenVerifier, generate_key_pair};
@@ -12,11 +12,15 @@ pub struct Cluster {
     pub http: reqwest::Client,
     pub admin_token: String,
     pub root_id: String,
+    /// Signs tokens for the bench's own principals (members declaring).
+    pub signer: TokenSigner,
     cancel: CancellationToken,
+    _evidence: tempfile::TempDir,
 }
 
 impl Cluster {
     pub async fn start() -> anyhow::Result<Self> {
+        let cancel = CancellationToken::new();
         let db = jifen_testkit::fresh_database("bench").await?;
         let prefix = jifen_testkit::unique_prefix("bench");
         let (sk, pk) = generate_key_pair()?;
@@ -37,14 +41,28 @@ impl Cluster {
             bootstrap_admin_password: secrecy::SecretString::from("bench-admin-password"),
             otlp_endpoint: None,
         };
-        let cancel = CancellationToken::new();
         let members = jifen_members::Application::build(members_settings).await?;
         let members_addr = members.grpc_addr();
         tokio::spawn(members.run_until_stopped(cancel.clone()));
 
-        let mut gw = jifen_gateway::Settings::with_keys(signer, verifier);
+        let ddb = jifen_testkit::fresh_database("bench_decl").await?;
+        let evidence = tempfile::tempdir()?;
+        let declarations =
+            jifen_declarations::Application::build(jifen_declarations::Settings::for_tests(
+                &ddb.server_url,
+                &ddb.name,
+                jifen_eventbus::BusConfig::new(jifen_testkit::amqp_url()).with_prefix(&prefix),
+                verifier.clone(),
+                evidence.path(),
+            ))
+            .await?;
+        let declarations_addr = declarations.grpc_addr();
+        tokio::spawn(declarations.run_until_stopped(cancel.clone()));
+
+        let mut gw = jifen_gateway::Settings::with_keys(signer.clone(), verifier);
         gw.listen = "127.0.0.1:0".into();
         gw.members_url = format!("http://{members_addr}");
+        gw.declarations_url = format!("http://{declarations_addr}");
         gw.redis_url = jifen_testkit::redis_url();
         gw.redis_prefix = format!("{prefix}:");
         gw.rate_limit_per_minute = 0;
@@ -84,8 +102,36 @@ impl Cluster {
             http,
             admin_token,
             root_id,
+            signer,
             cancel,
+            _evidence: evidence,
         })
+    }
+
+    /// A request to `path` with a JSON body and a bearer token; the answer's JSON.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        token: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> anyhow::Result<serde_json::Value> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        if !status.is_success() {
+            anyhow::bail!(
+                "{path}: {status} {}",
+                response.text().await.unwrap_or_default()
+            );
+        }
+        Ok(response.json().await?)
     }
 
     /// POST `path` with a JSON body as the admin; the answer's JSON.

@@ -3,10 +3,14 @@
 //!
 //! * `members`: members created per second through the gateway (HTTP → gRPC → PostgreSQL +
 //!   outbox) at 32 concurrent clients, with p50/p99 latency.
+//! * `declarations`: declarations PUT and submitted per second through the gateway at 32
+//!   concurrent clients with p50/p99, beside the ceiling of a bare axum + PostgreSQL single-row
+//!   insert endpoint at the same concurrency (target: at least 40% of it, p99 under 50 ms).
 //! * `relay`: events per second through the outbox relay (PostgreSQL → RabbitMQ with publisher
 //!   confirms → marked published).
 
 mod cluster;
+mod declarations;
 mod report;
 mod scenarios;
 
@@ -33,6 +37,7 @@ struct Cli {
 enum Scenario {
     All,
     Members,
+    Declarations,
     Relay,
 }
 
@@ -43,6 +48,22 @@ async fn main() -> anyhow::Result<()> {
         scenarios::members_through_gateway(cli.clients, cli.requests)
             .await?
             .print();
+    }
+    if matches!(cli.scenario, Scenario::All | Scenario::Declarations) {
+        let ceiling = declarations::ceiling(cli.clients, cli.requests).await?;
+        ceiling.print();
+        let ours = declarations::declarations_through_gateway(cli.clients, cli.requests).await?;
+        ours.print();
+        let p99_ms = ours
+            .latency
+            .as_ref()
+            .map_or(f64::NAN, |h| h.value_at_quantile(0.99) as f64 / 1000.0);
+        println!(
+            "{:<34} {:>9.0}% of the ceiling's throughput (target ≥ 40%), p99 {:.1} ms (target < 50 ms)",
+            "declarations vs ceiling",
+            100.0 * ours.throughput() / ceiling.throughput(),
+            p99_ms
+        );
     }
     if matches!(cli.scenario, Scenario::All | Scenario::Relay) {
         scenarios::outbox_relay(cli.events).await?.print();
