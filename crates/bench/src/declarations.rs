@@ -49,10 +49,10 @@ where
                     break;
                 }
                 let t = Instant::now();
-                if let Err(e) = op(i).await {
-                    if errors.fetch_add(1, Ordering::Relaxed) == 0 {
-                        eprintln!("first error: {e:#}");
-                    }
+                if let Err(e) = op(i).await
+                    && errors.fetch_add(1, Ordering::Relaxed) == 0
+                {
+                    eprintln!("first error: {e:#}");
                 }
                 h.record(u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX))?;
             }
