@@ -11,6 +11,7 @@ pub struct Cluster {
     pub http: reqwest::Client,
     /// Held so the child processes live as long as the cluster (they are killed on drop).
     _members: ServiceProcess,
+    _declarations: ServiceProcess,
     _gateway: ServiceProcess,
     pub env: Vec<(String, String)>,
     pub bus_prefix: String,
@@ -22,6 +23,9 @@ pub const ADMIN_PASSWORD: &str = "e2e-admin-password";
 impl Cluster {
     pub async fn start(label: &str) -> Self {
         let db = jifen_testkit::fresh_database(label).await.unwrap();
+        let decl_db = jifen_testkit::fresh_database(&format!("{label}_decl"))
+            .await
+            .unwrap();
         let bus_prefix = jifen_testkit::unique_prefix(label);
         let dir = tempfile::tempdir().unwrap();
         jifen_platform::auth::ensure_key_pair(dir.path(), "e2e").unwrap();
@@ -32,6 +36,7 @@ impl Cluster {
             free_port().unwrap(),
             free_port().unwrap(),
         );
+        let (decl_grpc, decl_ops) = (free_port().unwrap(), free_port().unwrap());
         let env: Vec<(String, String)> = [
             ("JIFEN_DATABASE_URL", db.server_url.clone()),
             ("JIFEN_MEMBERS_DATABASE", db.name.clone()),
@@ -50,6 +55,23 @@ impl Cluster {
             ("JIFEN_MEMBERS_GRPC_ADDR", format!("127.0.0.1:{grpc}")),
             ("JIFEN_MEMBERS_OPS_ADDR", format!("127.0.0.1:{ops}")),
             ("JIFEN_MEMBERS_URL", format!("http://127.0.0.1:{grpc}")),
+            ("JIFEN_DECLARATIONS_DATABASE", decl_db.name.clone()),
+            (
+                "JIFEN_DECLARATIONS_GRPC_ADDR",
+                format!("127.0.0.1:{decl_grpc}"),
+            ),
+            (
+                "JIFEN_DECLARATIONS_OPS_ADDR",
+                format!("127.0.0.1:{decl_ops}"),
+            ),
+            (
+                "JIFEN_DECLARATIONS_URL",
+                format!("http://127.0.0.1:{decl_grpc}"),
+            ),
+            (
+                "JIFEN_EVIDENCE_DIR",
+                dir.path().join("evidence").display().to_string(),
+            ),
             ("JIFEN_GATEWAY_ADDR", format!("127.0.0.1:{gw}")),
             ("JIFEN_RATE_LIMIT_PER_MINUTE", "100000".into()),
             ("RUST_LOG", "info".into()),
@@ -67,6 +89,19 @@ impl Cluster {
         .unwrap();
         let members_ops = format!("http://127.0.0.1:{ops}");
         wait_ready(&http, &format!("{members_ops}/readyz"), &members).await;
+        let declarations = ServiceProcess::spawn(
+            &workspace_binary("jifen-declarations").unwrap(),
+            &[],
+            &env,
+            dir.path().join("declarations.log"),
+        )
+        .unwrap();
+        wait_ready(
+            &http,
+            &format!("http://127.0.0.1:{decl_ops}/readyz"),
+            &declarations,
+        )
+        .await;
         let gateway = ServiceProcess::spawn(
             &workspace_binary("jifen-gateway").unwrap(),
             &[],
@@ -80,6 +115,7 @@ impl Cluster {
             base,
             http,
             _members: members,
+            _declarations: declarations,
             _gateway: gateway,
             env,
             bus_prefix,
@@ -133,9 +169,28 @@ impl Cluster {
         path: &str,
         body: serde_json::Value,
     ) -> (u16, serde_json::Value) {
+        self.send(reqwest::Method::POST, token, path, body).await
+    }
+
+    pub async fn put(
+        &self,
+        token: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        self.send(reqwest::Method::PUT, token, path, body).await
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        token: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
         let res = self
             .http
-            .post(format!("{}{path}", self.base))
+            .request(method, format!("{}{path}", self.base))
             .bearer_auth(token)
             .json(&body)
             .send()

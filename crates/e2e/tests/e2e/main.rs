@@ -1,7 +1,8 @@
-//! End-to-end tests: the cluster as `make run` starts it (the built `jifen-members` and
-//! `jifen-gateway` binaries, configured by environment variables), spoken to over HTTP only.
+//! End-to-end tests: the cluster as `make run` starts it (the built `jifen-members`,
+//! `jifen-declarations` and `jifen-gateway` binaries, configured by environment variables), spoken to over HTTP only.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cluster;
+mod declarations;
 mod demo;
 mod events;
