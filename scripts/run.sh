@@ -55,6 +55,9 @@ wait_ready() { # name url
 
 start members "$BIN/jifen-members"
 wait_ready members "http://${JIFEN_MEMBERS_OPS_ADDR:-127.0.0.1:9101}/readyz"
+export JIFEN_EVIDENCE_DIR=${JIFEN_EVIDENCE_DIR:-$PWD/$RUN/evidence}
+start declarations "$BIN/jifen-declarations"
+wait_ready declarations "http://${JIFEN_DECLARATIONS_OPS_ADDR:-127.0.0.1:9102}/readyz"
 start gateway "$BIN/jifen-gateway"
 wait_ready gateway "http://$GATEWAY_ADDR/readyz"
 
@@ -66,6 +69,7 @@ cat <<INFO
 
     gateway      http://$GATEWAY_ADDR   (GET /readyz, /metrics, /api/v1/openapi.json)
     members      gRPC 127.0.0.1:50051, ops http://127.0.0.1:9101/metrics
+    declarations gRPC 127.0.0.1:50052, ops http://127.0.0.1:9102/metrics (evidence in $JIFEN_EVIDENCE_DIR)
     admin login  username admin, password $JIFEN_BOOTSTRAP_ADMIN_PASSWORD
     demo member  username demo0001 … demo1000, password jifen-demo
     logs         $RUN/logs/
