@@ -177,6 +177,45 @@ pub async fn find_member(
     member_replica::Entity::find_by_id(id).one(conn).await
 }
 
+/// A member and the unit type of their organization (`other` when the organization is unknown).
+pub async fn find_member_with_unit(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<Option<(member_replica::Model, String)>, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        id: Uuid,
+        org_id: Uuid,
+        org_path: String,
+        name: String,
+        category: String,
+        status: String,
+        version: i64,
+        unit_type: Option<String>,
+    }
+    let row = Row::find_by_statement(stmt(
+        "SELECT m.id, m.org_id, m.org_path, m.name, m.category, m.status, m.version, o.unit_type
+         FROM member_replica m LEFT JOIN org_replica o ON o.id = m.org_id WHERE m.id = $1",
+        [id.into()],
+    ))
+    .one(conn)
+    .await?;
+    Ok(row.map(|r| {
+        (
+            member_replica::Model {
+                id: r.id,
+                org_id: r.org_id,
+                org_path: r.org_path,
+                name: r.name,
+                category: r.category,
+                status: r.status,
+                version: r.version,
+            },
+            r.unit_type.unwrap_or_else(|| "other".to_owned()),
+        )
+    }))
+}
+
 pub async fn find_members(
     conn: &impl ConnectionTrait,
     ids: &[Uuid],

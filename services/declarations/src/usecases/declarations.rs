@@ -132,11 +132,11 @@ impl Declarations {
         if now < month.opens_at() {
             return Ok(None);
         }
-        let regular = month
-            .is_open(deadline_day, now)
-            .then(|| month.closes_at(deadline_day));
-        let reopened = store::reopened_until(conn, member_path, &month.to_string(), now).await?;
-        Ok(regular.max(reopened))
+        if month.is_open(deadline_day, now) {
+            // The regular window counts while it lasts (a reopening is for closed months).
+            return Ok(Some(month.closes_at(deadline_day)));
+        }
+        Ok(store::reopened_until(conn, member_path, &month.to_string(), now).await?)
     }
 
     async fn require_open(
@@ -287,7 +287,12 @@ impl Declarations {
         month: Month,
         inputs: &[LineInput],
     ) -> Result<DeclarationView, AppError> {
-        let member = self.member(&self.db, member_id).await?;
+        let (member, unit_type) = store::find_member_with_unit(&self.db, member_id)
+            .await?
+            .ok_or(AppError::NotFound {
+                field: "member_id",
+                what: "member",
+            })?;
         authorize(
             authz::edit_declaration(actor, member.id, &member.org_path),
             "member_id",
@@ -300,7 +305,6 @@ impl Declarations {
             ));
         }
         let (_, standard) = self.require_standard(&self.db, month.year()).await?;
-        let unit_type = self.unit_type_of(&self.db, member.org_id).await?;
         let items = standard.items_for(&unit_type);
         let references: Vec<String> = inputs
             .iter()
@@ -311,8 +315,11 @@ impl Declarations {
             .map_err(AppError::Invalid)?;
 
         let txn = self.db.begin().await?;
-        store::lock_year(&txn, month.year(), false).await?;
         let existing = store::find_member_month(&txn, member.id, &month.to_string(), true).await?;
+        if existing.is_none() {
+            // The year's first declaration must not slip past a standard being republished.
+            store::lock_year(&txn, month.year(), false).await?;
+        }
         let path = existing
             .as_ref()
             .map_or(member.org_path.as_str(), |r| r.org_path.as_str())
@@ -494,11 +501,18 @@ impl Declarations {
         }
         let unit_type = self.unit_type_of(&txn, r.org_id).await?;
         let items = standard.items_for(&unit_type);
-        let recorded: HashMap<String, i32> = store::recorded_points(&txn, &[r.member_id], &r.month)
-            .await?
-            .into_iter()
-            .map(|((_, code), points)| (code, points))
-            .collect();
+        // The branch's records of the month: counted against the caps, and shown in the answer.
+        let branch_lines: Vec<RecordView> =
+            store::records_of(&txn, &[r.member_id], std::slice::from_ref(&r.month))
+                .await?
+                .iter()
+                .filter(|b| b.revoked_at.is_none())
+                .map(RecordView::from_row)
+                .collect();
+        let mut recorded: HashMap<String, i32> = HashMap::new();
+        for b in &branch_lines {
+            *recorded.entry(b.item_code.clone()).or_insert(0) += b.points;
+        }
         let claimed: Vec<(usize, &str, i32)> = lines
             .iter()
             .enumerate()
@@ -550,7 +564,10 @@ impl Declarations {
         .await?;
         txn.commit().await?;
         metrics::counter!("jifen_declarations_submitted_total").increment(1);
-        self.with_branch_lines(view).await
+        Ok(DeclarationView {
+            branch_lines,
+            ..view
+        })
     }
 
     async fn with_branch_lines(
