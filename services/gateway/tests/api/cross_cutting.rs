@@ -193,9 +193,9 @@ async fn every_answer_carries_a_request_id() {
     assert_eq!(r.status(), StatusCode::OK);
 }
 
-/// Every path of API.md's "Health and identity" and "Organizations and members" sections that
-/// the gateway serves today.
-const API_PATHS: [(&str, &str); 18] = [
+/// Every path of API.md's "Health and identity", "Organizations and members", "The standard" and
+/// "Monthly declarations" sections that the gateway serves today, and its extensions.
+const API_PATHS: [(&str, &str); 33] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("post", "/api/v1/auth/login"),
@@ -214,6 +214,21 @@ const API_PATHS: [(&str, &str); 18] = [
     ("post", "/api/v1/members:import"),
     ("get", "/api/v1/members/{id}/sanctions"),
     ("get", "/api/v1/members/{id}/transfers"),
+    ("get", "/api/v1/standards/{year}"),
+    ("put", "/api/v1/standards/{year}"),
+    ("get", "/api/v1/members/{id}/declarations/{month}"),
+    ("put", "/api/v1/members/{id}/declarations/{month}"),
+    ("post", "/api/v1/declarations/{id}:submit"),
+    ("post", "/api/v1/declarations/{id}:review"),
+    ("get", "/api/v1/declarations/{id}/history"),
+    ("post", "/api/v1/orgs/{id}/declarations:batch-approve"),
+    ("get", "/api/v1/orgs/{id}/declarations"),
+    ("post", "/api/v1/orgs/{id}/branch-records"),
+    ("get", "/api/v1/orgs/{id}/branch-records"),
+    ("post", "/api/v1/branch-records/{id}:revoke"),
+    ("post", "/api/v1/orgs/{id}/periods/{month}:reopen"),
+    ("post", "/api/v1/evidence"),
+    ("get", "/api/v1/evidence/{reference}"),
 ];
 
 #[tokio::test(flavor = "multi_thread")]
@@ -257,6 +272,15 @@ async fn openapi_document_lists_every_api_path() {
         "ProblemBody",
         "TokenResponse",
         "Me",
+        "Standard",
+        "StandardItem",
+        "Declaration",
+        "DeclarationLine",
+        "DeclarationHistory",
+        "BranchRecord",
+        "Reopening",
+        "Evidence",
+        "BatchApproveResult",
     ] {
         assert!(
             doc["components"]["schemas"][schema].is_object(),
@@ -268,6 +292,15 @@ async fn openapi_document_lists_every_api_path() {
         kinds,
         &json!(["committee", "general_branch", "branch", "group"])
     );
+    let statuses = &doc["components"]["schemas"]["DeclarationStatus"]["enum"];
+    assert_eq!(
+        statuses,
+        &json!(["draft", "submitted", "approved", "rejected", "returned"])
+    );
+    let upload = &doc["paths"]["/api/v1/evidence"]["post"]["requestBody"]["content"];
+    assert!(upload["multipart/form-data"].is_object(), "{upload}");
+    let points = &doc["components"]["schemas"]["StandardItem"]["properties"]["points"]["type"];
+    assert_eq!(points, "number");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -297,6 +330,7 @@ async fn a_dependency_down_is_503_not_500() {
     settings.listen = "127.0.0.1:0".into();
     // Nothing listens on the discard port.
     settings.members_url = "http://127.0.0.1:9".into();
+    settings.declarations_url = "http://127.0.0.1:9".into();
     settings.redis_url = jifen_testkit::redis_url();
     settings.redis_prefix = format!("{}:", jifen_testkit::unique_prefix("gw"));
     let gateway = jifen_gateway::Application::build(settings).await.unwrap();
@@ -309,6 +343,7 @@ async fn a_dependency_down_is_503_not_500() {
     let status = r.status();
     let body: Value = r.json().await.unwrap();
     assert_problem(status, &body, 503, "unavailable", Some("members"));
+    assert_problem(status, &body, 503, "unavailable", Some("declarations"));
     assert_eq!(body["title"], "服务暂不可用");
     let r = client
         .post(format!("{base}/api/v1/auth/login"))

@@ -1,5 +1,8 @@
-//! `spawn_app()`: a real members service (fresh database, unique bus prefix) and the gateway
-//! (unique Redis prefix), both in-process on port 0, with generated JWT keys; and HTTP helpers.
+//! `spawn_app()`: a real members service and a real declarations service (each with a fresh
+//! database, sharing one unique bus prefix so the declarations service's replica of members is
+//! fed) and the gateway (unique Redis prefix), all in-process on port 0, with generated JWT keys;
+//! and HTTP helpers. The declarations service runs on a manual clock ([`TestApp::clock`]) that
+//! starts at [`START`].
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 use jifen_gateway::Settings;
@@ -15,6 +18,16 @@ use uuid::Uuid;
 
 pub const ADMIN_PASSWORD: &str = "jifen-admin";
 
+/// Where the declarations service's manual clock starts: 2026-03-10 10:00 in Shanghai, so March
+/// 2026 is open and February closed (its deadline was March 5).
+pub const START: &str = "2026-03-10T02:00:00Z";
+
+/// The month open at [`START`].
+pub const MONTH: &str = "2026-03";
+
+/// How long a test waits for an event to reach the declarations service's replica.
+pub const REPLICA_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub struct TestApp {
     /// `http://127.0.0.1:<port>`.
     pub base: String,
@@ -26,8 +39,11 @@ pub struct TestApp {
     /// Signs tokens the way the gateway does (for evaluator tokens etc.).
     pub signer: TokenSigner,
     pub redis_prefix: String,
+    /// The declarations service's clock (manual; `set`/`advance` it).
+    pub clock: jifen_declarations::Clock,
     cancel: CancellationToken,
     _keys: tempfile::TempDir,
+    _evidence: tempfile::TempDir,
 }
 
 impl Drop for TestApp {
@@ -68,7 +84,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let members_settings = jifen_members::Settings::for_tests(
         db.server_url.clone(),
         db.name.clone(),
-        bus,
+        bus.clone(),
         verifier.clone(),
         pii,
     );
@@ -76,6 +92,25 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         .await
         .unwrap();
     let members_url = format!("http://{}", members.grpc_addr());
+
+    // Built (its replica queue bound) before the members service runs its outbox relay, so it
+    // sees every members event from the root organization on.
+    let declarations_db = jifen_testkit::fresh_database("gwd").await.unwrap();
+    let evidence = tempfile::tempdir().unwrap();
+    let clock = jifen_declarations::Clock::manual(START.parse().unwrap());
+    let mut declarations_settings = jifen_declarations::Settings::for_tests(
+        declarations_db.server_url.clone(),
+        declarations_db.name.clone(),
+        bus,
+        verifier.clone(),
+        evidence.path(),
+    );
+    declarations_settings.clock = clock.clone();
+    let declarations = jifen_declarations::Application::build(declarations_settings)
+        .await
+        .unwrap();
+    let declarations_url = format!("http://{}", declarations.grpc_addr());
+
     let cancel = CancellationToken::new();
     tokio::spawn({
         let cancel = cancel.clone();
@@ -85,11 +120,20 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
             }
         }
     });
+    tokio::spawn({
+        let cancel = cancel.clone();
+        async move {
+            if let Err(e) = declarations.run_until_stopped(cancel).await {
+                eprintln!("declarations service stopped: {e:#}");
+            }
+        }
+    });
 
     let redis_prefix = format!("{}:", jifen_testkit::unique_prefix("gw"));
     let mut settings = Settings::with_keys(signer.clone(), verifier);
     settings.listen = "127.0.0.1:0".into();
     settings.members_url = members_url;
+    settings.declarations_url = declarations_url;
     settings.redis_url = jifen_testkit::redis_url();
     settings.redis_prefix = redis_prefix.clone();
     adjust(&mut settings);
@@ -111,8 +155,10 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         root_id: String::new(),
         signer,
         redis_prefix,
+        clock,
         cancel,
         _keys: keys,
+        _evidence: evidence,
     };
     app.admin_token = app.login("admin", ADMIN_PASSWORD).await;
     let (status, me) = app.get("/api/v1/me", Some(&app.admin_token)).await;
@@ -208,6 +254,39 @@ impl TestApp {
         body: &Value,
     ) -> (StatusCode, Value) {
         self.send(Method::PATCH, path, token, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, token: Option<&str>, body: &Value) -> (StatusCode, Value) {
+        self.send(Method::PUT, path, token, Some(body)).await
+    }
+
+    /// Polls `GET path` as the admin until it answers something other than 404: the
+    /// declarations service's replica has caught up with the members service.
+    pub async fn wait_replicated(&self, path: &str) {
+        let deadline = tokio::time::Instant::now() + REPLICA_DEADLINE;
+        loop {
+            let (status, body) = self.get(path, Some(&self.admin_token)).await;
+            if status != StatusCode::NOT_FOUND {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{path} still 404 after {REPLICA_DEADLINE:?}: {body}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the declarations service knows the member.
+    pub async fn wait_member(&self, member_id: &str) {
+        self.wait_replicated(&format!("/api/v1/members/{member_id}/declarations/{MONTH}"))
+            .await;
+    }
+
+    /// Waits until the declarations service knows the organization.
+    pub async fn wait_org(&self, org_id: &str) {
+        self.wait_replicated(&format!("/api/v1/orgs/{org_id}/declarations"))
+            .await;
     }
 
     pub async fn login(&self, username: &str, password: &str) -> String {

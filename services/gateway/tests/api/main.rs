@@ -1,8 +1,13 @@
-//! The gateway through HTTP only, against a real members service, PostgreSQL, RabbitMQ and Redis.
+//! The gateway through HTTP only, against a real members service, a real declarations service,
+//! PostgreSQL, RabbitMQ and Redis.
 
 mod authz;
 mod bad_input;
 mod cross_cutting;
+mod declarations;
+mod evidence;
 mod helpers;
 mod identity;
 mod orgs_members;
+mod standards;
+mod support;
