@@ -610,11 +610,11 @@ async fn a_reopened_month_takes_late_declarations_until_the_instant_given() {
     let (status, draft) = declare(&app, &late.token, &late.id, closed, line.clone()).await;
     assert_eq!(status, StatusCode::OK, "{draft}");
 
-    // One second before: still open. At the instant: closed again.
+    // One second before: still open. At the instant (exclusive): closed again.
     app.clock.set("2026-03-12T15:59:59Z".parse().unwrap());
     let (status, body) = declare(&app, &late.token, &late.id, closed, line.clone()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    app.clock.set("2026-03-12T16:00:01Z".parse().unwrap());
+    app.clock.set("2026-03-12T16:00:00Z".parse().unwrap());
     let (status, body) = submit(&app, &late.token, draft["id"].as_str().unwrap()).await;
     assert_problem(status, &body, 409, "period_closed", None);
     let (status, body) = declare(&app, &late.token, &late.id, closed, line).await;
