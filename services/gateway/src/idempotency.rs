@@ -106,6 +106,9 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
     let (parts, body) = request.into_parts();
     let limit = state.body_limit_for(parts.uri.path());
     let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        if parts.uri.path() == crate::routes::evidence::UPLOAD_PATH {
+            return crate::routes::evidence::too_large(state.evidence_max_bytes()).into_response();
+        }
         return Problem::payload_too_large(limit).into_response();
     };
     let path = parts

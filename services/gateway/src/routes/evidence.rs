@@ -33,7 +33,8 @@ pub const ACCEPTED_TYPES: [&str; 5] = [
 /// The form field that carries the file.
 const FILE_FIELD: &str = "file";
 
-fn too_large(limit: usize) -> Problem {
+/// 413 naming `file`.
+pub(crate) fn too_large(limit: usize) -> Problem {
     let message = format!("the file is larger than {limit} bytes");
     Problem::new(
         StatusCode::PAYLOAD_TOO_LARGE,

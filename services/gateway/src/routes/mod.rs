@@ -147,6 +147,21 @@ mod tests {
         }
         let paths = json["paths"].as_object().unwrap();
         assert!(paths["/api/v1/members/{id}:transfer"]["post"].is_object());
+        for custom in [
+            "/api/v1/declarations/{id}:submit",
+            "/api/v1/declarations/{id}:review",
+            "/api/v1/branch-records/{id}:revoke",
+            "/api/v1/orgs/{id}/periods/{month}:reopen",
+            "/api/v1/orgs/{id}/declarations:batch-approve",
+        ] {
+            let op = &paths[custom]["post"];
+            assert!(op.is_object(), "{custom}");
+            assert!(op["responses"]["409"].is_object(), "{custom}: no 409");
+        }
+        assert!(
+            paths["/api/v1/evidence"]["post"]["requestBody"]["content"]["multipart/form-data"]
+                .is_object()
+        );
         assert!(
             paths["/api/v1/members:import"]["post"]["requestBody"]["content"]["text/csv"]
                 .is_object()
