@@ -2,7 +2,7 @@
 # Makes PostgreSQL, RabbitMQ and Redis answer on their standard local ports.
 #
 #   scripts/dev-services.sh up              start what is installed, install (Debian) what is missing
-#   scripts/dev-services.sh clean-test-dbs  drop databases left behind by earlier test runs
+#   scripts/dev-services.sh clean-test-dbs  drop databases, queues and exchanges left behind by earlier test runs
 #
 # Safe to run again and again: a server that already answers is left alone.
 set -euo pipefail
@@ -76,6 +76,12 @@ ensure_rabbitmq() {
     log "RabbitMQ node is up with its app stopped: starting the app"
     rabbitmqctl -q start_app
   else
+    # `rabbitmq-server` starts the node through `su`, whose PAM limits give 1024 open files; every
+    # quorum queue holds files open, and a node out of descriptors stops accepting connections
+    # while its port stays open. Give the rabbitmq user room first.
+    if [ ! -f /etc/security/limits.d/rabbitmq.conf ]; then
+      printf 'rabbitmq soft nofile 65536\nrabbitmq hard nofile 65536\n' | sudo_ tee /etc/security/limits.d/rabbitmq.conf >/dev/null
+    fi
     log "starting RabbitMQ"
     sudo_ rabbitmq-server -detached
   fi
@@ -99,6 +105,25 @@ clean_test_dbs() {
   log "dropped $n test databases"
 }
 
+# Queues and exchanges of earlier test runs (every test names them `t-<label>-<id>…`). Hundreds of
+# leftover quorum queues slow RabbitMQ down until it stops answering, so `make test` removes them
+# first, in one call inside the broker (a rabbitmqctl call per queue would take minutes).
+clean_test_bus() {
+  port_open 5672 || return 0
+  local out
+  out=$(rabbitmqctl -q eval '
+    IsTest = fun(N) -> binary:longest_common_prefix([N, <<"t-">>]) =:= 2 end,
+    Qs = [Q || Q <- rabbit_amqqueue:list(<<"/">>), IsTest(element(4, amqqueue:get_name(Q)))],
+    [catch rabbit_amqqueue:delete(Q, false, false, <<"jifen-cleanup">>) || Q <- Qs],
+    Xs = [element(2, X) || X <- rabbit_exchange:list(<<"/">>), IsTest(element(4, element(2, X)))],
+    [catch rabbit_exchange:delete(N, false, <<"jifen-cleanup">>) || N <- Xs],
+    io_lib:format("~b queues and ~b exchanges", [length(Qs), length(Xs)]).' 2>&1) || {
+    log "could not clean test queues: $out"
+    return 0
+  }
+  log "deleted $(echo "$out" | tr -d '"[]')"
+}
+
 case "${1:-up}" in
   up)
     ensure_postgres
@@ -107,6 +132,6 @@ case "${1:-up}" in
     ensure_databases
     log "PostgreSQL 127.0.0.1:5432, RabbitMQ 127.0.0.1:5672, Redis 127.0.0.1:6379 are up"
     ;;
-  clean-test-dbs) clean_test_dbs ;;
+  clean-test-dbs) clean_test_dbs; clean_test_bus ;;
   *) echo "usage: $0 [up|clean-test-dbs]" >&2; exit 2 ;;
 esac

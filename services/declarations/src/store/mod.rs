@@ -635,6 +635,7 @@ pub async fn claim_reminders(
 /// Appends one row to the audit trail (痕迹管理).
 pub async fn audit(
     conn: &impl ConnectionTrait,
+    at: chrono::DateTime<chrono::Utc>,
     actor_id: &str,
     action: &str,
     subject: (&str, String),
@@ -643,7 +644,7 @@ pub async fn audit(
 ) -> Result<(), DbErr> {
     let row = audit_log::ActiveModel {
         id: sea_orm::ActiveValue::NotSet,
-        at: sea_orm::ActiveValue::Set(chrono::Utc::now()),
+        at: sea_orm::ActiveValue::Set(at),
         actor_id: sea_orm::ActiveValue::Set(actor_id.to_owned()),
         action: sea_orm::ActiveValue::Set(action.to_owned()),
         subject_type: sea_orm::ActiveValue::Set(subject.0.to_owned()),

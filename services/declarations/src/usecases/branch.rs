@@ -258,6 +258,7 @@ impl Declarations {
         }
         store::audit(
             &txn,
+            self.clock.now(),
             &actor.subject,
             "branch_record.record",
             ("organization", org.id.to_string()),
@@ -323,6 +324,7 @@ impl Declarations {
         .await?;
         store::audit(
             &txn,
+            self.clock.now(),
             &actor.subject,
             "branch_record.revoke",
             ("branch_record", id.to_string()),
@@ -417,6 +419,7 @@ impl Declarations {
         store::insert_reopening(&txn, row.clone()).await?;
         store::audit(
             &txn,
+            self.clock.now(),
             &actor.subject,
             "period.reopen",
             ("organization", org.id.to_string()),

@@ -113,7 +113,7 @@ impl Declarations {
         }
         .or_else(|| actor.roles.first().map(|r| r.org_path.clone()))
         .unwrap_or_default();
-        let now = chrono::Utc::now();
+        let now = self.clock.now();
         store::record_evidence(
             &self.db,
             evidence::Model {

@@ -179,7 +179,7 @@ impl Declarations {
             ));
         }
         let version = store::latest_standard_version(&txn, year).await? + 1;
-        let now = chrono::Utc::now();
+        let now = self.clock.now();
         store::insert_standard(
             &txn,
             standard::Model {
@@ -199,6 +199,7 @@ impl Declarations {
         .await?;
         store::audit(
             &txn,
+            self.clock.now(),
             &actor.subject,
             "standard.publish",
             ("standard", year.to_string()),

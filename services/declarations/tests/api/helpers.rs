@@ -40,12 +40,26 @@ pub struct Cluster {
     pub members_db: DatabaseConnection,
     pub decl_db: DatabaseConnection,
     pub bus: BusConfig,
+    /// `JIFEN_BUS_PREFIX` of this test.
+    pub bus_prefix: String,
     pub signer: TokenSigner,
     pub root: mpb::Organization,
     pub clock: Clock,
     pub cancel: CancellationToken,
+    /// The declarations database (the service's own when it runs as a child process).
+    pub decl_database: jifen_testkit::TestDatabase,
+    /// Holds `test.pub.pem`, for a service started as a child process.
+    pub keys_dir: tempfile::TempDir,
     _databases: Vec<jifen_testkit::TestDatabase>,
     _evidence: tempfile::TempDir,
+}
+
+/// Where the declarations service runs.
+pub enum Declarations {
+    /// In this process, on port 0, with the manual clock.
+    InProcess,
+    /// Started by the test (e.g. the real binary) at this address.
+    External(SocketAddr),
 }
 
 impl Drop for Cluster {
@@ -55,13 +69,19 @@ impl Drop for Cluster {
 }
 
 pub async fn spawn() -> Cluster {
+    spawn_with(Declarations::InProcess).await
+}
+
+pub async fn spawn_with(declarations: Declarations) -> Cluster {
     let mdb = jifen_testkit::fresh_database("decl_members").await.unwrap();
     let ddb = jifen_testkit::fresh_database("declarations").await.unwrap();
-    let bus = BusConfig::new(jifen_testkit::amqp_url())
-        .with_prefix(&jifen_testkit::unique_prefix("decl"));
+    let bus_prefix = jifen_testkit::unique_prefix("decl");
+    let bus = BusConfig::new(jifen_testkit::amqp_url()).with_prefix(&bus_prefix);
     let (private_pem, public_pem) = jifen_platform::auth::generate_key_pair().unwrap();
     let signer = TokenSigner::from_pem("test", &private_pem).unwrap();
     let verifier = TokenVerifier::from_pems([("test", public_pem.as_str())]).unwrap();
+    let keys_dir = tempfile::tempdir().unwrap();
+    std::fs::write(keys_dir.path().join("test.pub.pem"), &public_pem).unwrap();
     let cancel = CancellationToken::new();
 
     let evidence = tempfile::tempdir().unwrap();
@@ -75,11 +95,34 @@ pub async fn spawn() -> Cluster {
     );
     settings.clock = clock.clone();
     // The declarations service first: its replica queue is bound before any members event.
-    let decl = jifen_declarations::Application::build(settings)
-        .await
-        .unwrap();
-    let (decl_addr, decl_db) = (decl.grpc_addr(), decl.db().clone());
-    tokio::spawn(decl.run_until_stopped(cancel.clone()));
+    let (decl_addr, decl_db) = match declarations {
+        Declarations::InProcess => {
+            let decl = jifen_declarations::Application::build(settings)
+                .await
+                .unwrap();
+            let bound = (decl.grpc_addr(), decl.db().clone());
+            tokio::spawn(decl.run_until_stopped(cancel.clone()));
+            bound
+        }
+        Declarations::External(addr) => {
+            // The replica's queue is declared now, as the service does at start-up.
+            jifen_eventbus::Consumer::new(
+                jifen_declarations::migrate(&ddb.server_url, &ddb.name)
+                    .await
+                    .unwrap(),
+                bus.clone(),
+                jifen_declarations::replica_spec(),
+                std::sync::Arc::new(jifen_declarations::events::MembersReplica),
+            )
+            .declare()
+            .await
+            .unwrap();
+            (
+                addr,
+                jifen_platform::db::connect(&ddb.url, 4).await.unwrap(),
+            )
+        }
+    };
 
     let members = jifen_members::Application::build(jifen_members::Settings::for_tests(
         &mdb.server_url,
@@ -108,6 +151,7 @@ pub async fn spawn() -> Cluster {
         members_db,
         decl_db,
         bus,
+        bus_prefix,
         signer,
         root: mpb::Organization {
             id: root_id.to_string(),
@@ -116,7 +160,9 @@ pub async fn spawn() -> Cluster {
         },
         clock,
         cancel,
-        _databases: vec![mdb, ddb],
+        decl_database: ddb,
+        keys_dir,
+        _databases: vec![mdb],
         _evidence: evidence,
     };
     let admin = cluster.admin_token();

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod fault;
 mod helpers;
 mod lifecycle;
 mod replay;
