@@ -51,7 +51,6 @@ pub async fn stage(
         created_at: chrono::Utc::now(),
     };
     store::insert_outbox(conn, &row).await?;
-    store::notify_outbox(conn).await?;
     tracing::debug!(event_id = %id, routing_key = %row.routing_key, "event staged");
     Ok(id)
 }

@@ -31,14 +31,16 @@ fn stmt(sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
 }
 
-/// Inserts a new outbox row (its `created_at` is the database's `now()`).
+/// Inserts a new outbox row (its `created_at` is the database's `now()`) and signals the relay,
+/// in one round trip; inside a transaction PostgreSQL delivers the notification at commit.
 pub(crate) async fn insert_outbox(
     conn: &impl ConnectionTrait,
     row: &OutboxRow,
 ) -> Result<(), sea_orm::DbErr> {
     conn.execute_raw(stmt(
-        "INSERT INTO outbox (id, routing_key, subject, source, payload, traceparent, tracestate) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "WITH staged AS (INSERT INTO outbox (id, routing_key, subject, source, payload, traceparent, tracestate) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id) \
+         SELECT pg_notify($8, '') FROM staged",
         [
             row.id.into(),
             row.routing_key.clone().into(),
@@ -47,18 +49,13 @@ pub(crate) async fn insert_outbox(
             row.payload.clone().into(),
             row.traceparent.clone().into(),
             row.tracestate.clone().into(),
+            OUTBOX_CHANNEL.into(),
         ],
     ))
     .await?;
     Ok(())
 }
 
-/// Signals the relay; inside a transaction PostgreSQL delivers the notification at commit.
-pub(crate) async fn notify_outbox(conn: &impl ConnectionTrait) -> Result<(), sea_orm::DbErr> {
-    conn.execute_raw(stmt("SELECT pg_notify($1, '')", [OUTBOX_CHANNEL.into()]))
-        .await?;
-    Ok(())
-}
 
 /// Locks and returns up to `limit` unpublished rows, oldest id first, skipping rows another
 /// transaction holds. Must run inside a transaction that later marks and commits.

@@ -145,7 +145,7 @@ pub mod declaration_transition {
 pub mod branch_record {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Deserialize)]
     #[sea_orm(table_name = "branch_records")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]

@@ -6,8 +6,8 @@
 pub mod entities;
 
 use entities::{
-    audit_log, branch_record, declaration, declaration_transition, declaration_version, evidence,
-    evidence_upload, member_replica, org_replica, reopening, standard,
+    audit_log, branch_record, declaration, declaration_transition, evidence, evidence_upload,
+    member_replica, org_replica, reopening, standard,
 };
 use sea_orm::{
     ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, DbBackend, DbErr, EntityTrait as _,
@@ -177,11 +177,38 @@ pub async fn find_member(
     member_replica::Entity::find_by_id(id).one(conn).await
 }
 
-/// A member and the unit type of their organization (`other` when the organization is unknown).
-pub async fn find_member_with_unit(
+/// What saving a member's month needs, read in one round trip: the member, their
+/// organization's unit type (`other` when unknown), the newest version of the year's standard
+/// (0: none published) and the branch's unrevoked records of the month.
+pub struct SaveContext {
+    pub member: member_replica::Model,
+    pub unit_type: String,
+    pub standard_version: i64,
+    pub records: Vec<branch_record::Model>,
+}
+
+#[derive(FromQueryResult)]
+struct ContextRow {
+    unit_type: Option<String>,
+    standard_version: Option<i64>,
+    records: serde_json::Value,
+}
+
+fn records_from_json(value: serde_json::Value) -> Result<Vec<branch_record::Model>, DbErr> {
+    serde_json::from_value(value).map_err(|e| DbErr::Custom(format!("branch records as JSON: {e}")))
+}
+
+/// Unrevoked branch records of `member_id` in `month`, as one JSON array (ordered by id).
+const RECORDS_JSON: &str =
+    "(SELECT coalesce(json_agg(b ORDER BY b.id), '[]'::json) FROM branch_records b
+     WHERE b.member_id = $1 AND b.month = $3 AND b.revoked_at IS NULL) AS records";
+
+pub async fn save_context(
     conn: &impl ConnectionTrait,
-    id: Uuid,
-) -> Result<Option<(member_replica::Model, String)>, DbErr> {
+    member_id: Uuid,
+    year: i32,
+    month: &str,
+) -> Result<Option<SaveContext>, DbErr> {
     #[derive(FromQueryResult)]
     struct Row {
         id: Uuid,
@@ -191,29 +218,148 @@ pub async fn find_member_with_unit(
         category: String,
         status: String,
         version: i64,
-        unit_type: Option<String>,
     }
-    let row = Row::find_by_statement(stmt(
-        "SELECT m.id, m.org_id, m.org_path, m.name, m.category, m.status, m.version, o.unit_type
-         FROM member_replica m LEFT JOIN org_replica o ON o.id = m.org_id WHERE m.id = $1",
-        [id.into()],
-    ))
-    .one(conn)
-    .await?;
-    Ok(row.map(|r| {
-        (
-            member_replica::Model {
-                id: r.id,
-                org_id: r.org_id,
-                org_path: r.org_path,
-                name: r.name,
-                category: r.category,
-                status: r.status,
-                version: r.version,
-            },
-            r.unit_type.unwrap_or_else(|| "other".to_owned()),
-        )
+    let sql = format!(
+        "SELECT m.id, m.org_id, m.org_path, m.name, m.category, m.status, m.version, o.unit_type,
+                (SELECT max(version) FROM standards WHERE year = $2) AS standard_version, {RECORDS_JSON}
+         FROM member_replica m LEFT JOIN org_replica o ON o.id = m.org_id WHERE m.id = $1"
+    );
+    let Some(raw) = conn
+        .query_one_raw(stmt(&sql, [member_id.into(), year.into(), month.into()]))
+        .await?
+    else {
+        return Ok(None);
+    };
+    let m = Row::from_query_result(&raw, "")?;
+    let c = ContextRow::from_query_result(&raw, "")?;
+    Ok(Some(SaveContext {
+        member: member_replica::Model {
+            id: m.id,
+            org_id: m.org_id,
+            org_path: m.org_path,
+            name: m.name,
+            category: m.category,
+            status: m.status,
+            version: m.version,
+        },
+        unit_type: c.unit_type.unwrap_or_else(|| "other".to_owned()),
+        standard_version: c.standard_version.unwrap_or(0),
+        records: records_from_json(c.records)?,
     }))
+}
+
+/// What submitting needs besides the declaration, in one round trip: the unit type of `org_id`,
+/// the newest standard version of `year` and the branch's unrevoked records of the month.
+pub async fn submit_context(
+    conn: &impl ConnectionTrait,
+    member_id: Uuid,
+    year: i32,
+    month: &str,
+    org_id: Uuid,
+) -> Result<(String, i64, Vec<branch_record::Model>), DbErr> {
+    let sql = format!(
+        "SELECT (SELECT unit_type FROM org_replica WHERE id = $4) AS unit_type,
+                (SELECT max(version) FROM standards WHERE year = $2) AS standard_version, {RECORDS_JSON}"
+    );
+    let raw = conn
+        .query_one_raw(stmt(
+            &sql,
+            [member_id.into(), year.into(), month.into(), org_id.into()],
+        ))
+        .await?
+        .ok_or_else(|| DbErr::Custom("a SELECT without FROM returned no row".into()))?;
+    let c = ContextRow::from_query_result(&raw, "")?;
+    Ok((
+        c.unit_type.unwrap_or_else(|| "other".to_owned()),
+        c.standard_version.unwrap_or(0),
+        records_from_json(c.records)?,
+    ))
+}
+
+/// Writes a declaration's new version in one statement: the row (inserted when `new`, else
+/// updated), its snapshot in `declaration_versions`, and the transition when there is one.
+pub async fn write_declaration(
+    conn: &impl ConnectionTrait,
+    r: &declaration::Model,
+    new: bool,
+    snapshot: serde_json::Value,
+    transition: Option<NewTransition<'_>>,
+) -> Result<(), DbErr> {
+    let head = if new {
+        "INSERT INTO declarations (id, member_id, month, year, org_id, org_path, status, lines, claimed_total,
+             approved_total, submitted_at, reviewed_at, reviewer_id, comment, version, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id"
+    } else {
+        "UPDATE declarations SET member_id = $2, month = $3, year = $4, org_id = $5, org_path = $6, status = $7,
+             lines = $8, claimed_total = $9, approved_total = $10, submitted_at = $11, reviewed_at = $12,
+             reviewer_id = $13, comment = $14, version = $15, created_at = $16, updated_at = $17
+         WHERE id = $1 RETURNING id"
+    };
+    let (has_transition, t) = match transition {
+        Some(t) => (true, t),
+        None => (
+            false,
+            NewTransition {
+                declaration_id: r.id,
+                version: r.version,
+                actor_id: "",
+                actor_name: "",
+                from_status: "",
+                to_status: "",
+                reason: "",
+                at: r.updated_at,
+            },
+        ),
+    };
+    let sql = format!(
+        "WITH head AS ({head}),
+         version AS (INSERT INTO declaration_versions (declaration_id, version, state, recorded_at)
+                     SELECT id, $15, $18, $17 FROM head),
+         transition AS (INSERT INTO declaration_transitions
+                            (declaration_id, version, actor_id, actor_name, from_status, to_status, reason, at)
+                        SELECT id, $15, $20, $21, $22, $23, $24, $25 FROM head WHERE $19)
+         SELECT count(*) FROM head"
+    );
+    let written = conn
+        .query_one_raw(stmt(
+            &sql,
+            [
+                r.id.into(),
+                r.member_id.into(),
+                r.month.clone().into(),
+                r.year.into(),
+                r.org_id.into(),
+                r.org_path.clone().into(),
+                r.status.clone().into(),
+                r.lines.clone().into(),
+                r.claimed_total.into(),
+                r.approved_total.into(),
+                r.submitted_at.into(),
+                r.reviewed_at.into(),
+                r.reviewer_id.clone().into(),
+                r.comment.clone().into(),
+                r.version.into(),
+                r.created_at.into(),
+                r.updated_at.into(),
+                snapshot.into(),
+                has_transition.into(),
+                t.actor_id.into(),
+                t.actor_name.into(),
+                t.from_status.into(),
+                t.to_status.into(),
+                t.reason.into(),
+                t.at.into(),
+            ],
+        ))
+        .await?
+        .map(|row| row.try_get_by_index::<i64>(0))
+        .transpose()?
+        .unwrap_or(0);
+    if written == 1 {
+        Ok(())
+    } else {
+        Err(DbErr::RecordNotUpdated)
+    }
 }
 
 pub async fn find_members(
@@ -284,35 +430,6 @@ pub async fn find_member_month(
     }
 }
 
-pub async fn insert_declaration(
-    conn: &impl ConnectionTrait,
-    row: declaration::Model,
-) -> Result<(), DbErr> {
-    declaration::Entity::insert(row.into_active_model())
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
-}
-
-/// Writes every column of `row` (found by id).
-pub async fn update_declaration(
-    conn: &impl ConnectionTrait,
-    row: declaration::Model,
-) -> Result<(), DbErr> {
-    row.into_active_model().reset_all().update(conn).await?;
-    Ok(())
-}
-
-pub async fn insert_version(
-    conn: &impl ConnectionTrait,
-    row: declaration_version::Model,
-) -> Result<(), DbErr> {
-    declaration_version::Entity::insert(row.into_active_model())
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
-}
-
 /// One transition to record (the id is the database's).
 pub struct NewTransition<'a> {
     pub declaration_id: Uuid,
@@ -323,29 +440,6 @@ pub struct NewTransition<'a> {
     pub to_status: &'a str,
     pub reason: &'a str,
     pub at: chrono::DateTime<chrono::Utc>,
-}
-
-pub async fn insert_transition(
-    conn: &impl ConnectionTrait,
-    t: NewTransition<'_>,
-) -> Result<(), DbErr> {
-    conn.execute_raw(stmt(
-        "INSERT INTO declaration_transitions
-             (declaration_id, version, actor_id, actor_name, from_status, to_status, reason, at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        [
-            t.declaration_id.into(),
-            t.version.into(),
-            t.actor_id.into(),
-            t.actor_name.into(),
-            t.from_status.into(),
-            t.to_status.into(),
-            t.reason.into(),
-            t.at.into(),
-        ],
-    ))
-    .await?;
-    Ok(())
 }
 
 pub async fn transitions(

@@ -13,7 +13,7 @@ use crate::domain::declaration::{
 use crate::events;
 use crate::store::{
     self, NewTransition,
-    entities::{declaration as row, declaration_version, member_replica},
+    entities::{declaration as row, member_replica},
 };
 use chrono::{DateTime, Utc};
 use jifen_platform::auth::Principal;
@@ -287,12 +287,13 @@ impl Declarations {
         month: Month,
         inputs: &[LineInput],
     ) -> Result<DeclarationView, AppError> {
-        let (member, unit_type) = store::find_member_with_unit(&self.db, member_id)
+        let context = store::save_context(&self.db, member_id, month.year(), &month.to_string())
             .await?
             .ok_or(AppError::NotFound {
                 field: "member_id",
                 what: "member",
             })?;
+        let member = &context.member;
         authorize(
             authz::edit_declaration(actor, member.id, &member.org_path),
             "member_id",
@@ -304,8 +305,10 @@ impl Declarations {
                 format!("the member is {}, not active", member.status),
             ));
         }
-        let (_, standard) = self.require_standard(&self.db, month.year()).await?;
-        let items = standard.items_for(&unit_type);
+        let (_, standard) = self
+            .require_standard_at(&self.db, month.year(), context.standard_version)
+            .await?;
+        let items = standard.items_for(&context.unit_type);
         let references: Vec<String> = inputs
             .iter()
             .flat_map(|l| l.evidence.iter().cloned())
@@ -313,6 +316,8 @@ impl Declarations {
         let uploaded = store::known_evidence(&self.db, &references).await?;
         let lines = declaration::build_lines(inputs, &items, &uploaded, Uuid::now_v7)
             .map_err(AppError::Invalid)?;
+        let branch_lines: Vec<RecordView> =
+            context.records.iter().map(RecordView::from_row).collect();
 
         let txn = self.db.begin().await?;
         let existing = store::find_member_month(&txn, member.id, &month.to_string(), true).await?;
@@ -353,11 +358,10 @@ impl Declarations {
                     updated_at: now,
                     ..r
                 };
-                store::update_declaration(&txn, saved.clone()).await?;
                 (saved, Some(status))
             }
-            None => {
-                let saved = row::Model {
+            None => (
+                row::Model {
                     id: Uuid::now_v7(),
                     member_id: member.id,
                     month: month.to_string(),
@@ -375,63 +379,46 @@ impl Declarations {
                     version: 1,
                     created_at: now,
                     updated_at: now,
-                };
-                store::insert_declaration(&txn, saved.clone())
-                    .await
-                    .map_err(|e| {
-                        if store::is_unique_violation(&e, "declarations_member_month_key") {
-                            AppError::conflict(
-                                "concurrent_change",
-                                "the declaration was created at the same moment; retry",
-                            )
-                        } else {
-                            AppError::Db(e)
-                        }
-                    })?;
-                (saved, None)
-            }
+                },
+                None,
+            ),
         };
-        self.record_version(&txn, &saved, now).await?;
-        if from != Some(Status::Draft) {
-            let from_text = from.map_or("", Status::as_str);
-            let reason = if from.is_some() {
-                "changed after being returned"
-            } else {
-                "created"
-            };
-            self.record_transition(&txn, actor, &saved, from_text, reason, now)
-                .await?;
-        }
-        let branch_lines = self
-            .branch_lines(&txn, &[(saved.member_id, saved.month.clone())])
-            .await?
-            .into_values()
-            .next()
-            .unwrap_or_default();
+        // A save of a draft is a new version but not a transition.
+        let from_text = from.map_or("", Status::as_str);
+        let reason = if from.is_some() {
+            "changed after being returned"
+        } else {
+            "created"
+        };
+        let name = actor_name(actor);
+        let transition = (from != Some(Status::Draft)).then(|| NewTransition {
+            declaration_id: saved.id,
+            version: saved.version,
+            actor_id: &actor.subject,
+            actor_name: &name,
+            from_status: from_text,
+            to_status: &saved.status,
+            reason,
+            at: now,
+        });
+        store::write_declaration(&txn, &saved, from.is_none(), snapshot(&saved), transition)
+            .await
+            .map_err(|e| {
+                if store::is_unique_violation(&e, "declarations_member_month_key") {
+                    AppError::conflict(
+                        "concurrent_change",
+                        "the declaration was created at the same moment; retry",
+                    )
+                } else {
+                    AppError::Db(e)
+                }
+            })?;
         txn.commit().await?;
         view_of(&saved, branch_lines, Some(open_until))
     }
 
-    async fn record_version(
-        &self,
-        txn: &DatabaseTransaction,
-        r: &row::Model,
-        now: DateTime<Utc>,
-    ) -> Result<(), AppError> {
-        store::insert_version(
-            txn,
-            declaration_version::Model {
-                declaration_id: r.id,
-                version: r.version,
-                state: snapshot(r),
-                recorded_at: now,
-            },
-        )
-        .await?;
-        Ok(())
-    }
-
-    async fn record_transition(
+    /// Writes `r` (an existing declaration's new version), its snapshot and its transition.
+    async fn write_transition(
         &self,
         txn: &DatabaseTransaction,
         actor: &Principal,
@@ -440,20 +427,18 @@ impl Declarations {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<(), AppError> {
-        store::insert_transition(
-            txn,
-            NewTransition {
-                declaration_id: r.id,
-                version: r.version,
-                actor_id: &actor.subject,
-                actor_name: &actor_name(actor),
-                from_status: from,
-                to_status: &r.status,
-                reason,
-                at: now,
-            },
-        )
-        .await?;
+        let name = actor_name(actor);
+        let transition = NewTransition {
+            declaration_id: r.id,
+            version: r.version,
+            actor_id: &actor.subject,
+            actor_name: &name,
+            from_status: from,
+            to_status: &r.status,
+            reason,
+            at: now,
+        };
+        store::write_declaration(txn, r, false, snapshot(r), Some(transition)).await?;
         Ok(())
     }
 
@@ -489,7 +474,11 @@ impl Declarations {
             ));
         }
         let month = parse_month(&r)?;
-        let (_, standard) = self.require_standard(&txn, month.year()).await?;
+        let (unit_type, standard_version, records) =
+            store::submit_context(&txn, r.member_id, month.year(), &r.month, r.org_id).await?;
+        let (_, standard) = self
+            .require_standard_at(&txn, month.year(), standard_version)
+            .await?;
         self.require_open(&txn, &r.org_path, month, standard.deadline_day())
             .await?;
         let lines = parse_lines(&r)?;
@@ -499,16 +488,9 @@ impl Declarations {
                 "a declaration needs at least one line to be submitted",
             ));
         }
-        let unit_type = self.unit_type_of(&txn, r.org_id).await?;
         let items = standard.items_for(&unit_type);
         // The branch's records of the month: counted against the caps, and shown in the answer.
-        let branch_lines: Vec<RecordView> =
-            store::records_of(&txn, &[r.member_id], std::slice::from_ref(&r.month))
-                .await?
-                .iter()
-                .filter(|b| b.revoked_at.is_none())
-                .map(RecordView::from_row)
-                .collect();
+        let branch_lines: Vec<RecordView> = records.iter().map(RecordView::from_row).collect();
         let mut recorded: HashMap<String, i32> = HashMap::new();
         for b in &branch_lines {
             *recorded.entry(b.item_code.clone()).or_insert(0) += b.points;
@@ -544,9 +526,7 @@ impl Declarations {
             updated_at: now,
             ..r
         };
-        store::update_declaration(&txn, saved.clone()).await?;
-        self.record_version(&txn, &saved, now).await?;
-        self.record_transition(
+        self.write_transition(
             &txn,
             actor,
             &saved,
@@ -619,8 +599,6 @@ impl Declarations {
             updated_at: now,
             ..r
         };
-        store::update_declaration(txn, saved.clone()).await?;
-        self.record_version(txn, &saved, now).await?;
         let mut reason = comment.trim().to_owned();
         for adj in adjustments.iter().filter(|a| !a.reason.trim().is_empty()) {
             if let Some(line) = reviewed.lines.iter().find(|l| l.line_id == adj.line_id) {
@@ -636,7 +614,7 @@ impl Declarations {
                 ));
             }
         }
-        self.record_transition(txn, actor, &saved, Status::Submitted.as_str(), &reason, now)
+        self.write_transition(txn, actor, &saved, Status::Submitted.as_str(), &reason, now)
             .await?;
         let view = view_of(&saved, Vec::new(), None)?;
         let key = match reviewed.status {

@@ -40,6 +40,17 @@ impl Declarations {
         year: i32,
     ) -> Result<Option<(i64, Arc<Standard>)>, AppError> {
         let version = store::latest_standard_version(conn, year).await?;
+        self.standard_at(conn, year, version).await
+    }
+
+    /// Version `version` of `year`'s standard (0: the shipped default), from the cache when it
+    /// holds that version.
+    pub(crate) async fn standard_at(
+        &self,
+        conn: &impl ConnectionTrait,
+        year: i32,
+        version: i64,
+    ) -> Result<Option<(i64, Arc<Standard>)>, AppError> {
         let cached = self
             .standards
             .read()
@@ -75,6 +86,21 @@ impl Declarations {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(year, (version, parsed.clone()));
         Ok(Some((version, parsed)))
+    }
+
+    /// The standard of `year` at `version`, or 409 `no_standard`.
+    pub(crate) async fn require_standard_at(
+        &self,
+        conn: &impl ConnectionTrait,
+        year: i32,
+        version: i64,
+    ) -> Result<(i64, Arc<Standard>), AppError> {
+        self.standard_at(conn, year, version).await?.ok_or_else(|| {
+            AppError::conflict(
+                "no_standard",
+                format!("no points standard is published for {year}"),
+            )
+        })
     }
 
     /// The standard in force for `year`, or 409 `no_standard`.
