@@ -147,11 +147,20 @@ pub enum AuthError {
 }
 
 /// Verifies access tokens against every public key by `kid`.
+///
+/// A verified token is remembered (by its SHA-256) until its expiry, so a caller's many requests
+/// cost one signature check: an EdDSA verification decompresses a curve point and was the
+/// largest single cost of a request (see `make bench`). Only successful verifications are
+/// remembered, never longer than the token's own `exp`, and the keys never change after start-up.
 #[derive(Clone)]
 pub struct TokenVerifier {
     keys: HashMap<String, DecodingKey>,
     validation: Validation,
+    verified: std::sync::Arc<std::sync::Mutex<HashMap<[u8; 32], (Principal, i64)>>>,
 }
+
+/// Most tokens remembered at once; the memory is cleared of expired ones, or emptied, when full.
+const VERIFIED_CAPACITY: usize = 16_384;
 
 impl std::fmt::Debug for TokenVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -179,7 +188,11 @@ impl TokenVerifier {
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[ISSUER]);
         validation.leeway = 5;
-        Ok(Self { keys, validation })
+        Ok(Self {
+            keys,
+            validation,
+            verified: std::sync::Arc::default(),
+        })
     }
 
     /// Every `<kid>.pub.pem` in `dir`.
@@ -199,8 +212,23 @@ impl TokenVerifier {
         Self::from_pems(pems.iter().map(|(k, p)| (k.as_str(), p.as_str())))
     }
 
-    /// Verifies signature, issuer, audience and expiry.
+    /// Verifies signature, issuer, audience and expiry (a token verified before and not yet
+    /// expired is answered from memory).
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        use sha2::Digest as _;
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let now = chrono::Utc::now().timestamp();
+        {
+            let verified = self
+                .verified
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((principal, exp)) = verified.get(&digest)
+                && now < *exp
+            {
+                return Ok(principal.clone());
+            }
+        }
         let header = jsonwebtoken::decode_header(token)?;
         let key = header
             .kid
@@ -208,7 +236,20 @@ impl TokenVerifier {
             .and_then(|kid| self.keys.get(kid))
             .ok_or_else(|| AuthError::UnknownKey(header.kid.clone()))?;
         let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation)?;
-        Ok(Principal::from_claims(data.claims))
+        let exp = data.claims.exp;
+        let principal = Principal::from_claims(data.claims);
+        let mut verified = self
+            .verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if verified.len() >= VERIFIED_CAPACITY {
+            verified.retain(|_, (_, exp)| now < *exp);
+            if verified.len() >= VERIFIED_CAPACITY {
+                verified.clear();
+            }
+        }
+        verified.insert(digest, (principal.clone(), exp));
+        Ok(principal)
     }
 }
 
@@ -376,6 +417,30 @@ mod tests {
             .sign(&principal(vec![]), -60)
             .unwrap();
         assert!(verifier.verify(&token).is_err());
+    }
+
+    #[test]
+    fn a_remembered_token_answers_the_same_and_a_forged_one_is_still_refused() {
+        let (sk, pk) = generate_key_pair().unwrap();
+        let verifier = TokenVerifier::from_pems([("k", pk.as_str())]).unwrap();
+        let token = TokenSigner::from_pem("k", &sk)
+            .unwrap()
+            .sign(&principal(vec![]), 60)
+            .unwrap();
+        let first = verifier.verify(&token).unwrap();
+        assert_eq!(verifier.verify(&token).unwrap(), first);
+        // A clone shares the memory; a changed signature is a different token and is checked.
+        let mut forged = token.clone();
+        let last = forged.pop().unwrap();
+        forged.push(if last == 'A' { 'B' } else { 'A' });
+        assert!(verifier.clone().verify(&forged).is_err());
+        // A token signed with another key is refused even after a good one was remembered.
+        let (other_sk, _) = generate_key_pair().unwrap();
+        let other = TokenSigner::from_pem("k", &other_sk)
+            .unwrap()
+            .sign(&principal(vec![]), 60)
+            .unwrap();
+        assert!(verifier.verify(&other).is_err());
     }
 
     #[test]
