@@ -156,8 +156,11 @@ pub enum AuthError {
 pub struct TokenVerifier {
     keys: HashMap<String, DecodingKey>,
     validation: Validation,
-    verified: std::sync::Arc<std::sync::Mutex<HashMap<[u8; 32], (Principal, i64)>>>,
+    verified: std::sync::Arc<std::sync::Mutex<Verified>>,
 }
+
+/// Verified tokens by SHA-256: the principal and the token's `exp`.
+type Verified = HashMap<[u8; 32], (Principal, i64)>;
 
 /// Most tokens remembered at once; the memory is cleared of expired ones, or emptied, when full.
 const VERIFIED_CAPACITY: usize = 16_384;
