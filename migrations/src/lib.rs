@@ -5,7 +5,10 @@
 //! `execute_unprepared`, so what the database holds is readable in one place.
 //!
 //! * [`MembersMigrator`]: the `jifen_members` database of the members service.
+//! * [`EvaluationsMigrator`]: the `jifen_evaluations` database of the evaluations service.
 
+pub mod evaluations;
 pub mod members;
 
+pub use evaluations::EvaluationsMigrator;
 pub use members::MembersMigrator;

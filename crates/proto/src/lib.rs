@@ -18,6 +18,12 @@ pub mod members {
     }
 }
 
+pub mod evaluations {
+    pub mod v1 {
+        tonic::include_proto!("jifen.evaluations.v1");
+    }
+}
+
 pub mod events {
     pub mod v1 {
         tonic::include_proto!("jifen.events.v1");
