@@ -11,7 +11,10 @@ fn collect(
         if path.is_dir() {
             collect(root, &path, files)?;
         } else if path.extension().is_some_and(|e| e == "proto") {
-            let relative = path.strip_prefix(root)?.to_string_lossy().replace('\\', "/");
+            let relative = path
+                .strip_prefix(root)?
+                .to_string_lossy()
+                .replace('\\', "/");
             files.push(relative);
         }
     }

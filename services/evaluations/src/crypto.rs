@@ -87,7 +87,11 @@ impl Ticket {
 
     /// The ticket of an evaluator token's subject.
     pub fn from_subject(subject: &str) -> Result<Self, BadTicket> {
-        Self::decode(subject.strip_prefix(EVALUATOR_SUBJECT_PREFIX).ok_or(BadTicket)?)
+        Self::decode(
+            subject
+                .strip_prefix(EVALUATOR_SUBJECT_PREFIX)
+                .ok_or(BadTicket)?,
+        )
     }
 }
 

@@ -209,8 +209,8 @@ impl EventHandler for ReplicaHandler {
         } else if key == STANDARD_PUBLISHED {
             let message = ev::StandardPublished::decode(event.payload.as_slice())
                 .map_err(|e| permanent(format!("undecodable StandardPublished: {e}")))?;
-            let standard = jifen_standard::Standard::parse_json(&message.document_json)
-                .map_err(|problems| {
+            let standard = jifen_standard::Standard::parse_json(&message.document_json).map_err(
+                |problems| {
                     permanent(format!(
                         "standard {} v{} is invalid: {} problem(s), first: {:?}",
                         message.year,
@@ -218,7 +218,8 @@ impl EventHandler for ReplicaHandler {
                         problems.len(),
                         problems.first()
                     ))
-                })?;
+                },
+            )?;
             if standard.year() != message.year {
                 return Err(permanent(format!(
                     "standard document of {} published as {}",

@@ -71,13 +71,19 @@ pub fn to_status(error: AppError) -> Status {
             let (code, reason) = rule_code(&rule);
             let message = rule.to_string();
             match field {
-                Some(f) => status::failure_with_fields(code, reason, message.clone(), [(f, message)]),
+                Some(f) => {
+                    status::failure_with_fields(code, reason, message.clone(), [(f, message)])
+                }
                 None => status::failure(code, reason, message),
             }
         }
         AppError::Db(e) if is_unavailable(&e) => {
             tracing::warn!(error = %e, "database unavailable");
-            status::failure(GrpcCode::Unavailable, "unavailable", "the database is unavailable")
+            status::failure(
+                GrpcCode::Unavailable,
+                "unavailable",
+                "the database is unavailable",
+            )
         }
         other => status::internal(&other),
     }
@@ -100,7 +106,10 @@ fn rule_code(rule: &RuleError) -> (GrpcCode, &'static str) {
 }
 
 fn is_unavailable(e: &sea_orm::DbErr) -> bool {
-    matches!(e, sea_orm::DbErr::Conn(_) | sea_orm::DbErr::ConnectionAcquire(_))
+    matches!(
+        e,
+        sea_orm::DbErr::Conn(_) | sea_orm::DbErr::ConnectionAcquire(_)
+    )
 }
 
 fn invalid(v: Violations) -> Status {
@@ -406,7 +415,10 @@ impl EvaluationsService for EvaluationsApi {
             if let Some(m) = member
                 && !seen.insert(m)
             {
-                v.add(format!("ratings[{i}].member_id"), "rated twice on one ballot");
+                v.add(
+                    format!("ratings[{i}].member_id"),
+                    "rated twice on one ballot",
+                );
             }
             if let (Some(m), Some(r)) = (member, rating) {
                 ratings.push((m, r));

@@ -155,7 +155,10 @@ impl Settings {
 
 /// Creates the database when missing and applies every pending migration, serialized between
 /// instances by an advisory lock. Returns a connection pool.
-pub async fn migrate(database_url: &str, database_name: &str) -> anyhow::Result<DatabaseConnection> {
+pub async fn migrate(
+    database_url: &str,
+    database_name: &str,
+) -> anyhow::Result<DatabaseConnection> {
     jifen_platform::db::ensure_database(database_url, database_name)
         .await
         .with_context(|| format!("creating database {database_name}"))?;
@@ -270,7 +273,10 @@ impl Application {
             async move {
                 (
                     "grpc",
-                    server.serve(self.grpc_listener, stop).await.context("gRPC server"),
+                    server
+                        .serve(self.grpc_listener, stop)
+                        .await
+                        .context("gRPC server"),
                 )
             }
         });
@@ -330,7 +336,11 @@ impl Application {
                 Err(join) => ("task", Err(anyhow::anyhow!("a task panicked: {join}"))),
             };
             if let Err(e) = outcome {
-                tracing::error!(error = format!("{e:#}"), task = name, "stopping the service");
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    task = name,
+                    "stopping the service"
+                );
                 first_error.get_or_insert(e);
             }
             // Whatever ended first, everything stops.

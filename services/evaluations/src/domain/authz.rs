@@ -66,18 +66,36 @@ mod tests {
     fn staff_of_the_branch_or_above() {
         let branch = "/r/c/b/";
         for role in [RoleName::Admin, RoleName::Secretary] {
-            assert_eq!(manage_round(&principal(role, "/r/c/b/", None), branch), Decision::Allow);
-            assert_eq!(manage_round(&principal(role, "/r/", None), branch), Decision::Allow);
-            assert_eq!(manage_round(&principal(role, "/r/c/x/", None), branch), Decision::Hide);
-            assert_eq!(manage_round(&principal(role, "/r/c/b/g/", None), branch), Decision::Hide);
+            assert_eq!(
+                manage_round(&principal(role, "/r/c/b/", None), branch),
+                Decision::Allow
+            );
+            assert_eq!(
+                manage_round(&principal(role, "/r/", None), branch),
+                Decision::Allow
+            );
+            assert_eq!(
+                manage_round(&principal(role, "/r/c/x/", None), branch),
+                Decision::Hide
+            );
+            assert_eq!(
+                manage_round(&principal(role, "/r/c/b/g/", None), branch),
+                Decision::Hide
+            );
         }
-        assert_eq!(manage_round(&principal(RoleName::Member, branch, None), branch), Decision::Deny);
+        assert_eq!(
+            manage_round(&principal(RoleName::Member, branch, None), branch),
+            Decision::Deny
+        );
         let round = Uuid::now_v7();
         assert_eq!(
             manage_round(&principal(RoleName::Evaluator, branch, Some(round)), branch),
             Decision::Deny
         );
-        assert_eq!(manage_round(&principal(RoleName::Service, "/", None), branch), Decision::Deny);
+        assert_eq!(
+            manage_round(&principal(RoleName::Service, "/", None), branch),
+            Decision::Deny
+        );
     }
 
     #[test]

@@ -148,7 +148,11 @@ mod tests {
         poor: 0,
     };
 
-    fn open(quarter: &str, closes_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Result<Round, RuleError> {
+    fn open(
+        quarter: &str,
+        closes_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<Round, RuleError> {
         Round::open(
             Uuid::now_v7(),
             Uuid::now_v7(),

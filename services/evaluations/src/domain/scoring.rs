@@ -124,7 +124,10 @@ mod tests {
     #[test]
     fn default_standard_settings() {
         let standard = jifen_standard::default_2026().unwrap();
-        assert_eq!(ScoringSettings::from_standard(standard.evaluation()), DEFAULT);
+        assert_eq!(
+            ScoringSettings::from_standard(standard.evaluation()),
+            DEFAULT
+        );
     }
 
     #[test]

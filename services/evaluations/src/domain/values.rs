@@ -179,7 +179,9 @@ mod tests {
             Quarter::of(NaiveDate::from_ymd_opt(2026, 12, 31).unwrap()).to_string(),
             "2026-Q4"
         );
-        for bad in ["2026-Q5", "2026-Q0", "2026Q1", "26-Q1", "1999-Q1", "2026-q1", "x"] {
+        for bad in [
+            "2026-Q5", "2026-Q0", "2026Q1", "26-Q1", "1999-Q1", "2026-q1", "x",
+        ] {
             assert!(Quarter::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(Quarter::parse(""), Err(ValueError::Missing));
@@ -191,7 +193,10 @@ mod tests {
             assert_eq!(Rating::parse(r.as_str()).unwrap(), *r);
         }
         assert!(Rating::parse("great").is_err());
-        assert_eq!(EvaluatorKind::parse("masses").unwrap(), EvaluatorKind::Masses);
+        assert_eq!(
+            EvaluatorKind::parse("masses").unwrap(),
+            EvaluatorKind::Masses
+        );
         assert!(EvaluatorKind::parse("public").is_err());
     }
 

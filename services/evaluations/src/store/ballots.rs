@@ -30,7 +30,12 @@ pub async fn insert(
     }
     let mut values: Vec<Value> = Vec::with_capacity(ratings.len() * 4);
     for (member, rating) in ratings {
-        values.extend([id.into(), round_id.into(), (*member).into(), (*rating).into()]);
+        values.extend([
+            id.into(),
+            round_id.into(),
+            (*member).into(),
+            (*rating).into(),
+        ]);
     }
     conn.execute_raw(stmt(
         format!(

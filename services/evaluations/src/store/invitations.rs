@@ -69,7 +69,10 @@ pub async fn insert_batch(
     Ok(())
 }
 
-pub async fn find(conn: &impl ConnectionTrait, code_hash: &[u8]) -> Result<Option<InvitationRow>, DbErr> {
+pub async fn find(
+    conn: &impl ConnectionTrait,
+    code_hash: &[u8],
+) -> Result<Option<InvitationRow>, DbErr> {
     InvitationRow::find_by_statement(stmt(
         "SELECT i.round_id, i.evaluator_kind, \
                 EXISTS (SELECT 1 FROM unused_codes u WHERE u.code_hash = i.code_hash) AS unused \

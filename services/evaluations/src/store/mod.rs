@@ -16,8 +16,11 @@ const STARTUP_LOCK_KEY: i64 = 0x6a69_6665_6e2d_6576;
 
 /// Takes the start-up advisory lock until the end of the caller's transaction.
 pub async fn lock_startup(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
-    conn.execute_raw(stmt("SELECT pg_advisory_xact_lock($1)", [STARTUP_LOCK_KEY.into()]))
-        .await?;
+    conn.execute_raw(stmt(
+        "SELECT pg_advisory_xact_lock($1)",
+        [STARTUP_LOCK_KEY.into()],
+    ))
+    .await?;
     Ok(())
 }
 

@@ -98,7 +98,10 @@ pub async fn active_members_under(
     .await
 }
 
-pub async fn find_member(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option<MemberRow>, DbErr> {
+pub async fn find_member(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<Option<MemberRow>, DbErr> {
     MemberRow::find_by_statement(stmt(
         "SELECT id, org_id, org_path, name, category, status, version FROM replica_members WHERE id = $1",
         [id.into()],

@@ -108,7 +108,11 @@ pub async fn update_closed(conn: &impl ConnectionTrait, r: &RoundRow) -> Result<
     Ok(())
 }
 
-pub async fn find(conn: &impl ConnectionTrait, id: Uuid, lock: Lock) -> Result<Option<RoundRow>, DbErr> {
+pub async fn find(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+    lock: Lock,
+) -> Result<Option<RoundRow>, DbErr> {
     let suffix = match lock {
         Lock::None => "",
         Lock::Share => " FOR SHARE",
@@ -145,7 +149,11 @@ pub async fn list_by_org(
 }
 
 /// Ids of open rounds whose closing instant is at or before `now`.
-pub async fn due(conn: &impl ConnectionTrait, now: DateTime<Utc>, limit: u64) -> Result<Vec<Uuid>, DbErr> {
+pub async fn due(
+    conn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<Uuid>, DbErr> {
     #[derive(FromQueryResult)]
     struct Id {
         id: Uuid,

@@ -151,5 +151,6 @@ fn round_to_row(r: &Round) -> RoundRow {
 }
 
 fn kind_from_row(id: uuid::Uuid, text: &str) -> Result<EvaluatorKind, AppError> {
-    EvaluatorKind::parse(text).map_err(|_| AppError::Corrupt(format!("invitation of round {id}: kind")))
+    EvaluatorKind::parse(text)
+        .map_err(|_| AppError::Corrupt(format!("invitation of round {id}: kind")))
 }

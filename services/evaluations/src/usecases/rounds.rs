@@ -81,7 +81,11 @@ impl Evaluations {
                 field: "org_id",
                 what: "organization",
             })?;
-        authorize(authz::manage_round(actor, &org.path), "org_id", "organization")?;
+        authorize(
+            authz::manage_round(actor, &org.path),
+            "org_id",
+            "organization",
+        )?;
         if org.kind != "branch" {
             return Err(AppError::rule(RuleError::NotABranch, Some("org_id")));
         }
@@ -114,7 +118,10 @@ impl Evaluations {
         match store::rounds::insert(&txn, &round_to_row(&round)).await {
             Ok(()) => {}
             Err(e) if store::is_unique_violation(&e, "rounds_one_per_quarter") => {
-                return Err(AppError::rule(RuleError::RoundExists(quarter), Some("quarter")));
+                return Err(AppError::rule(
+                    RuleError::RoundExists(quarter),
+                    Some("quarter"),
+                ));
             }
             Err(e) => return Err(e.into()),
         }
@@ -149,12 +156,13 @@ impl Evaluations {
 
     /// A round with its counts and results; a round past its closing instant closes first.
     pub async fn get_round(&self, actor: &Principal, id: Uuid) -> Result<RoundView, AppError> {
-        let row = store::rounds::find(&self.db, id, Lock::None)
-            .await?
-            .ok_or(AppError::NotFound {
-                field: "id",
-                what: "round",
-            })?;
+        let row =
+            store::rounds::find(&self.db, id, Lock::None)
+                .await?
+                .ok_or(AppError::NotFound {
+                    field: "id",
+                    what: "round",
+                })?;
         authorize(authz::manage_round(actor, &row.org_path), "id", "round")?;
         let round = round_from_row(&row)?;
         if round.is_due(Utc::now()) {
@@ -177,13 +185,20 @@ impl Evaluations {
                 field: "org_id",
                 what: "organization",
             })?;
-        authorize(authz::manage_round(actor, &org.path), "org_id", "organization")?;
+        authorize(
+            authz::manage_round(actor, &org.path),
+            "org_id",
+            "organization",
+        )?;
         let after = after.map(|q| q.to_string());
         let rows =
             store::rounds::list_by_org(&self.db, org_id, after.as_deref(), page_size + 1).await?;
         let more = rows.len() as u64 > page_size;
         let mut views = Vec::new();
-        for row in rows.iter().take(usize::try_from(page_size).unwrap_or(usize::MAX)) {
+        for row in rows
+            .iter()
+            .take(usize::try_from(page_size).unwrap_or(usize::MAX))
+        {
             views.push(self.view(&self.db, round_from_row(row)?).await?);
         }
         let next = if more {
@@ -255,12 +270,13 @@ impl Evaluations {
     /// Closes a round by hand: admin or secretary over the branch; 409 when closed already.
     #[tracing::instrument(skip_all, fields(round_id = %id))]
     pub async fn close_round(&self, actor: &Principal, id: Uuid) -> Result<RoundView, AppError> {
-        let row = store::rounds::find(&self.db, id, Lock::None)
-            .await?
-            .ok_or(AppError::NotFound {
-                field: "id",
-                what: "round",
-            })?;
+        let row =
+            store::rounds::find(&self.db, id, Lock::None)
+                .await?
+                .ok_or(AppError::NotFound {
+                    field: "id",
+                    what: "round",
+                })?;
         authorize(authz::manage_round(actor, &row.org_path), "id", "round")?;
         self.close(id, &actor.subject, Some(actor)).await
     }

@@ -202,4 +202,3 @@ impl Evaluations {
         Ok(ratings.len())
     }
 }
-
