@@ -3,6 +3,9 @@
 //!
 //! * `members`: members created per second through the gateway (HTTP → gRPC → PostgreSQL +
 //!   outbox) at 32 concurrent clients, with p50/p99 latency.
+//! * `evaluations`: ballots cast per second through the gateway (HTTP → gRPC → one PostgreSQL
+//!   transaction spending the code and storing the ballot) at 32 concurrent clients, each ballot
+//!   with its own code, with p50/p99 latency.
 //! * `relay`: events per second through the outbox relay (PostgreSQL → RabbitMQ with publisher
 //!   confirms → marked published).
 
@@ -33,6 +36,7 @@ struct Cli {
 enum Scenario {
     All,
     Members,
+    Evaluations,
     Relay,
 }
 
@@ -41,6 +45,11 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if matches!(cli.scenario, Scenario::All | Scenario::Members) {
         scenarios::members_through_gateway(cli.clients, cli.requests)
+            .await?
+            .print();
+    }
+    if matches!(cli.scenario, Scenario::All | Scenario::Evaluations) {
+        scenarios::ballots_through_gateway(cli.clients, cli.requests)
             .await?
             .print();
     }

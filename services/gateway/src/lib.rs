@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod observe;
 pub mod openapi;
 pub mod problem;
+pub mod qr;
 pub mod ratelimit;
 pub mod routes;
 pub mod state;
@@ -35,6 +36,8 @@ pub struct Settings {
     pub listen: String,
     /// `JIFEN_MEMBERS_URL` (default `http://127.0.0.1:50051`).
     pub members_url: String,
+    /// `JIFEN_EVALUATIONS_URL` (default `http://127.0.0.1:50053`).
+    pub evaluations_url: String,
     /// `JIFEN_REDIS_URL`.
     pub redis_url: String,
     /// Prepended to every Redis key (`JIFEN_REDIS_PREFIX`, default `jifen:`).
@@ -78,6 +81,7 @@ impl Settings {
         let settings = Self {
             listen: var_or("JIFEN_GATEWAY_ADDR", "127.0.0.1:8080"),
             members_url: var_or("JIFEN_MEMBERS_URL", "http://127.0.0.1:50051"),
+            evaluations_url: var_or("JIFEN_EVALUATIONS_URL", "http://127.0.0.1:50053"),
             redis_url: core.redis_url,
             redis_prefix: var_or("JIFEN_REDIS_PREFIX", "jifen:"),
             signer,
@@ -102,6 +106,7 @@ impl Settings {
         Self {
             listen: "127.0.0.1:8080".into(),
             members_url: "http://127.0.0.1:50051".into(),
+            evaluations_url: "http://127.0.0.1:50053".into(),
             redis_url: "redis://127.0.0.1:6379".into(),
             redis_prefix: "jifen:".into(),
             signer,
@@ -136,6 +141,11 @@ impl Settings {
         if !(self.members_url.starts_with("http://") || self.members_url.starts_with("https://")) {
             return bad("JIFEN_MEMBERS_URL", "must be an http:// or https:// URL");
         }
+        if !(self.evaluations_url.starts_with("http://")
+            || self.evaluations_url.starts_with("https://"))
+        {
+            return bad("JIFEN_EVALUATIONS_URL", "must be an http:// or https:// URL");
+        }
         Ok(())
     }
 }
@@ -160,8 +170,11 @@ impl Application {
             .context("Redis connection manager")?;
         let members =
             clients::Members::connect_lazy(&settings.members_url).context("JIFEN_MEMBERS_URL")?;
+        let evaluations = clients::Evaluations::connect_lazy(&settings.evaluations_url)
+            .context("JIFEN_EVALUATIONS_URL")?;
         let state = state::AppState::new(state::StateParts {
             members,
+            evaluations,
             redis,
             redis_prefix: settings.redis_prefix,
             signer: settings.signer,

@@ -23,13 +23,18 @@ use utoipa::openapi::{Content, OpenApi, Ref, RefOr, ResponseBuilder};
         version = "1",
         description = "党员积分制管理 — the public HTTP/JSON API (shared/API.md). Errors are RFC 9457 problem+json."
     ),
-    paths(serve, crate::routes::members::transfer_member),
+    paths(
+        serve,
+        crate::routes::members::transfer_member,
+        crate::routes::evaluations::close_round
+    ),
     components(schemas(ProblemBody, problem::FieldError)),
     modifiers(&Security),
     tags(
         (name = "identity", description = "Login, token refresh, the caller"),
         (name = "organizations", description = "The organization tree"),
         (name = "members", description = "Members, transfers, sanctions, import"),
+        (name = "evaluations", description = "Quarterly mass evaluation 群众评议: rounds, invitation codes, ballots, results"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]

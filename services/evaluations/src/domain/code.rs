@@ -1,8 +1,8 @@
 //! Invitation codes (邀请码): what an evaluator types or scans.
 //!
-//! A code is [`Code::LEN`] = 10 symbols drawn uniformly from [`Code::ALPHABET`], 30 symbols
-//! without the look-alikes `0 O 1 I L U`: 30¹⁰ ≈ 5.9 × 10¹⁴ codes (≈ 49 bits). It is shown once,
-//! grouped as `ABCDE-FGHJK`; what a person types back may use lower case, spaces or dashes.
+//! A code is [`Code::LEN`] = 12 symbols drawn uniformly from [`Code::ALPHABET`], 30 symbols
+//! without the look-alikes `0 O 1 I L U`: 30¹² ≈ 5.3 × 10¹⁷ codes (≈ 59 bits). It is shown once,
+//! grouped as `ABCD-EFGH-JKMN`; what a person types back may use lower case, spaces or dashes.
 //! The service stores only a keyed hash of the normalized code (`crypto.rs`), never the code.
 //! docs/evaluator-anonymity.md works out why guessing is hopeless at the gateway's rate limit.
 
@@ -24,7 +24,7 @@ impl Code {
     /// Digits and capitals without `0 O 1 I L U`.
     pub const ALPHABET: &'static [u8; 30] = b"23456789ABCDEFGHJKMNPQRSTVWXYZ";
     /// Symbols per code.
-    pub const LEN: usize = 10;
+    pub const LEN: usize = 12;
 
     /// A fresh code from `rng` (a cryptographic RNG in production), each symbol uniform.
     pub fn generate(rng: &mut impl rand::RngCore) -> Self {
@@ -60,10 +60,11 @@ impl Code {
         &self.0
     }
 
-    /// The form shown to people: `ABCDE-FGHJK`.
+    /// The form shown to people: `ABCD-EFGH-JKMN`.
     pub fn grouped(&self) -> String {
-        let (a, b) = self.0.split_at(Self::LEN / 2);
-        format!("{a}-{b}")
+        let (a, rest) = self.0.split_at(4);
+        let (b, c) = rest.split_at(4);
+        format!("{a}-{b}-{c}")
     }
 
     /// log₂ of the number of possible codes.
@@ -87,18 +88,18 @@ mod tests {
         sorted.sort_unstable();
         sorted.dedup();
         assert_eq!(sorted.len(), Code::ALPHABET.len());
-        assert!(Code::entropy_bits() > 49.0);
+        assert!(Code::entropy_bits() > 58.0);
     }
 
     #[test]
     fn typed_forms_normalize() {
-        let code = Code::parse("abcde-fghjk").unwrap();
-        assert_eq!(code.as_str(), "ABCDEFGHJK");
-        assert_eq!(code.grouped(), "ABCDE-FGHJK");
-        assert_eq!(Code::parse(" ABCDE FGHJK ").unwrap(), code);
-        assert!(Code::parse("ABCDEFGHJ").is_err());
-        assert!(Code::parse("ABCDEFGHJKK").is_err());
-        assert!(Code::parse("ABCDEFGHJ0").is_err());
+        let code = Code::parse("abcd-efgh-jkmn").unwrap();
+        assert_eq!(code.as_str(), "ABCDEFGHJKMN");
+        assert_eq!(code.grouped(), "ABCD-EFGH-JKMN");
+        assert_eq!(Code::parse(" ABCD EFGH JKMN ").unwrap(), code);
+        assert!(Code::parse("ABCDEFGHJKM").is_err());
+        assert!(Code::parse("ABCDEFGHJKMNP").is_err());
+        assert!(Code::parse("ABCDEFGHJKM0").is_err());
         assert_eq!(Code::parse(" - "), Err(ValueError::Missing));
         assert_eq!(format!("{code:?}"), "Code(***)");
     }

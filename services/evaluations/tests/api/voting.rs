@@ -166,7 +166,7 @@ async fn a_code_is_good_for_its_own_round_and_roster_only() {
     let mut gateway = app.client(&app.service_token()).await;
     let err = gateway
         .redeem_invitation(pb::RedeemInvitationRequest {
-            code: "ZZZZZ-ZZZZZ".into(),
+            code: "ZZZZ-ZZZZ-ZZZZ".into(),
         })
         .await
         .unwrap_err();

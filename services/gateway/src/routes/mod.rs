@@ -5,6 +5,7 @@
 //! → body limit → bearer verification → rate limit → idempotency → the handler.
 
 pub mod auth;
+pub mod evaluations;
 pub mod health;
 pub mod members;
 pub mod orgs;
@@ -36,6 +37,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(auth::login))
         .routes(routes!(auth::refresh))
         .routes(routes!(auth::me))
+        .routes(routes!(auth::evaluator_login))
         .routes(routes!(orgs::create_org))
         .routes(routes!(orgs::get_org))
         .routes(routes!(orgs::list_children))
@@ -48,6 +50,13 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .route("/api/v1/members/{id}", post(members::member_action))
         .routes(routes!(members::list_transfers))
         .routes(routes!(members::record_sanction, members::list_sanctions))
+        .routes(routes!(evaluations::open_round, evaluations::list_rounds))
+        .routes(routes!(evaluations::get_round))
+        // `{id}:close`: see `evaluations::round_action`.
+        .route("/api/v1/evaluation-rounds/{id}", post(evaluations::round_action))
+        .routes(routes!(evaluations::issue_invitations))
+        .routes(routes!(evaluations::get_ballot))
+        .routes(routes!(evaluations::cast_ballot))
         .split_for_parts();
     openapi::add_problem_responses(&mut doc);
     (router, doc)

@@ -3,6 +3,7 @@
 mod authz;
 mod bad_input;
 mod cross_cutting;
+mod evaluations;
 mod helpers;
 mod identity;
 mod orgs_members;
