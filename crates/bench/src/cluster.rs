@@ -47,16 +47,15 @@ impl Cluster {
         let bus = jifen_eventbus::BusConfig::new(jifen_testkit::amqp_url()).with_prefix(&prefix);
         let mut code_key = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut code_key);
-        let evaluations = jifen_evaluations::Application::build(
-            jifen_evaluations::Settings::for_tests(
+        let evaluations =
+            jifen_evaluations::Application::build(jifen_evaluations::Settings::for_tests(
                 eval_db.server_url.clone(),
                 eval_db.name.clone(),
                 bus.clone(),
                 verifier.clone(),
                 code_key,
-            ),
-        )
-        .await?;
+            ))
+            .await?;
         let evaluations_addr = evaluations.grpc_addr();
         let evaluations_db = evaluations.db().clone();
         tokio::spawn(evaluations.run_until_stopped(cancel.clone()));

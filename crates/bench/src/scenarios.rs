@@ -180,7 +180,10 @@ pub async fn ballots_through_gateway(clients: usize, requests: usize) -> anyhow:
                 .map(|r| r.try_get_by_index::<String>(0))
                 .collect::<Result<_, _>>()?;
         }
-        anyhow::ensure!(Instant::now() < deadline, "the evaluations replica did not catch up");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the evaluations replica did not catch up"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let round = cluster
@@ -220,7 +223,11 @@ pub async fn ballots_through_gateway(clients: usize, requests: usize) -> anyhow:
                     break;
                 }
                 let login = cluster
-                    .post_as("/api/v1/auth/evaluator", None, &serde_json::json!({"code": codes[i]}))
+                    .post_as(
+                        "/api/v1/auth/evaluator",
+                        None,
+                        &serde_json::json!({"code": codes[i]}),
+                    )
                     .await?;
                 tokens.push(login["access_token"].as_str().context("token")?.to_owned());
             }
@@ -268,7 +275,11 @@ pub async fn ballots_through_gateway(clients: usize, requests: usize) -> anyhow:
                     break;
                 }
                 let t = Instant::now();
-                if cluster.post_as(&path, Some(&tokens[i]), &bodies[i]).await.is_err() {
+                if cluster
+                    .post_as(&path, Some(&tokens[i]), &bodies[i])
+                    .await
+                    .is_err()
+                {
                     errors.fetch_add(1, Ordering::Relaxed);
                 }
                 h.record(t.elapsed().as_micros() as u64)?;
@@ -283,7 +294,10 @@ pub async fn ballots_through_gateway(clients: usize, requests: usize) -> anyhow:
     let elapsed = started.elapsed();
     // Every ballot counted once: the round says so after closing.
     let closed = cluster
-        .post(&format!("/api/v1/evaluation-rounds/{round_id}:close"), serde_json::json!({}))
+        .post(
+            &format!("/api/v1/evaluation-rounds/{round_id}:close"),
+            serde_json::json!({}),
+        )
         .await?;
     let counted = closed["ballots"].as_u64().unwrap_or_default();
     let errors = errors.load(Ordering::Relaxed);

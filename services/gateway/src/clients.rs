@@ -63,8 +63,7 @@ impl Members {
 }
 
 /// The evaluations service client type handed to handlers.
-pub type EvaluationsClient =
-    EvaluationsServiceClient<InterceptedService<Channel, TraceInjector>>;
+pub type EvaluationsClient = EvaluationsServiceClient<InterceptedService<Channel, TraceInjector>>;
 
 /// A lazily connected channel to the evaluations service, shared by every request.
 #[derive(Clone, Debug)]

@@ -144,7 +144,10 @@ impl Settings {
         if !(self.evaluations_url.starts_with("http://")
             || self.evaluations_url.starts_with("https://"))
         {
-            return bad("JIFEN_EVALUATIONS_URL", "must be an http:// or https:// URL");
+            return bad(
+                "JIFEN_EVALUATIONS_URL",
+                "must be an http:// or https:// URL",
+            );
         }
         Ok(())
     }

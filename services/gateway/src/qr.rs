@@ -94,7 +94,10 @@ mod tests {
         assert!(s.starts_with("<svg") && s.ends_with("</svg>"));
         // Version 1 (21 modules) plus 4 on each side.
         assert!(s.contains("viewBox=\"0 0 29 29\""), "{s}");
-        assert!(s.contains("M4,4h1v1h-1z"), "the finder pattern's corner module");
+        assert!(
+            s.contains("M4,4h1v1h-1z"),
+            "the finder pattern's corner module"
+        );
     }
 
     #[test]

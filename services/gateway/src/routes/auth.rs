@@ -19,18 +19,18 @@ use crate::extract::ApiJson;
 use crate::problem::Problem;
 use crate::ratelimit::{self, ClientIp};
 use crate::state::AppState;
-use axum::Json;
 use axum::Extension;
+use axum::Json;
 use axum::extract::State;
 use base64::Engine as _;
 use jifen_platform::auth::{Principal, RoleClaim, RoleName};
 use jifen_proto::evaluations::v1 as epb;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use jifen_proto::members::v1 as pb;
 use rand::RngCore as _;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use tonic::Code;
+use utoipa::ToSchema;
 
 fn refresh_key(state: &AppState, token: &str) -> String {
     state.redis_key(&["refresh", &hex::encode(Sha256::digest(token.as_bytes()))])

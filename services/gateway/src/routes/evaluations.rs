@@ -282,7 +282,9 @@ impl EvaluatorCaller {
         if self.0.principal.round_id == Some(id) {
             Ok(())
         } else {
-            Err(Problem::forbidden("the evaluator token is for another round"))
+            Err(Problem::forbidden(
+                "the evaluator token is for another round",
+            ))
         }
     }
 }
@@ -592,4 +594,3 @@ pub async fn close_round(state: AppState, caller: Caller, id: Uuid) -> Result<Ro
         .into_inner();
     Ok(round.into())
 }
-

@@ -53,7 +53,10 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(evaluations::open_round, evaluations::list_rounds))
         .routes(routes!(evaluations::get_round))
         // `{id}:close`: see `evaluations::round_action`.
-        .route("/api/v1/evaluation-rounds/{id}", post(evaluations::round_action))
+        .route(
+            "/api/v1/evaluation-rounds/{id}",
+            post(evaluations::round_action),
+        )
         .routes(routes!(evaluations::issue_invitations))
         .routes(routes!(evaluations::get_ballot))
         .routes(routes!(evaluations::cast_ballot))

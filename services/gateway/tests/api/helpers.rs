@@ -37,7 +37,10 @@ pub struct TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.cancel.cancel();
-        delete_bus(&self.bus, &["evaluations.members-replica", "evaluations.standards"]);
+        delete_bus(
+            &self.bus,
+            &["evaluations.members-replica", "evaluations.standards"],
+        );
     }
 }
 
@@ -48,12 +51,18 @@ pub fn delete_bus(bus: &jifen_eventbus::BusConfig, consumers: &[&str]) {
     let bus = bus.clone();
     let consumers: Vec<String> = consumers.iter().map(|c| (*c).to_owned()).collect();
     let work = move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
             return;
         };
         rt.block_on(async move {
-            let connect = lapin::Connection::connect(&bus.amqp_url, lapin::ConnectionProperties::default());
-            let Ok(Ok(conn)) = tokio::time::timeout(std::time::Duration::from_secs(5), connect).await else {
+            let connect =
+                lapin::Connection::connect(&bus.amqp_url, lapin::ConnectionProperties::default());
+            let Ok(Ok(conn)) =
+                tokio::time::timeout(std::time::Duration::from_secs(5), connect).await
+            else {
                 return;
             };
             let Ok(ch) = conn.create_channel().await else {
@@ -65,17 +74,24 @@ pub fn delete_bus(bus: &jifen_eventbus::BusConfig, consumers: &[&str]) {
                 .collect();
             queues.push(bus.unrouted_name());
             for q in queues {
-                let _ = ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await;
+                let _ = ch
+                    .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+                    .await;
             }
-            for e in [bus.exchange.clone(), bus.dead_letter_exchange.clone(), bus.unrouted_name()] {
-                let _ = ch.exchange_delete(e.as_str().into(), ExchangeDeleteOptions::default()).await;
+            for e in [
+                bus.exchange.clone(),
+                bus.dead_letter_exchange.clone(),
+                bus.unrouted_name(),
+            ] {
+                let _ = ch
+                    .exchange_delete(e.as_str().into(), ExchangeDeleteOptions::default())
+                    .await;
             }
             let _ = conn.close(200, "test done".into()).await;
         });
     };
     let _ = std::thread::spawn(work).join();
 }
-
 
 fn init_telemetry() {
     static ONCE: Once = Once::new();
@@ -108,15 +124,16 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let eval_db = jifen_testkit::fresh_database("gwev").await.unwrap();
     let mut code_key = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut code_key);
-    let evaluations = jifen_evaluations::Application::build(jifen_evaluations::Settings::for_tests(
-        eval_db.server_url.clone(),
-        eval_db.name.clone(),
-        bus.clone(),
-        verifier.clone(),
-        code_key,
-    ))
-    .await
-    .unwrap();
+    let evaluations =
+        jifen_evaluations::Application::build(jifen_evaluations::Settings::for_tests(
+            eval_db.server_url.clone(),
+            eval_db.name.clone(),
+            bus.clone(),
+            verifier.clone(),
+            code_key,
+        ))
+        .await
+        .unwrap();
     let evaluations_url = format!("http://{}", evaluations.grpc_addr());
     let evaluations_db = evaluations.db().clone();
     let bus_for_cleanup = bus.clone();
