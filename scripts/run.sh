@@ -23,6 +23,8 @@ export JIFEN_GATEWAY_ADDR=$GATEWAY_ADDR
 "$BIN/jifen-gateway" gen-keys --dir "$JIFEN_JWT_KEYS_DIR" --kid "$JIFEN_JWT_SIGNING_KID"
 [ -s "$RUN/pii.key" ] || head -c 32 /dev/urandom | base64 > "$RUN/pii.key"
 export JIFEN_PII_KEY=${JIFEN_PII_KEY:-$(cat "$RUN/pii.key")}
+[ -s "$RUN/evaluations-code.key" ] || head -c 32 /dev/urandom | base64 > "$RUN/evaluations-code.key"
+export JIFEN_EVALUATIONS_CODE_KEY=${JIFEN_EVALUATIONS_CODE_KEY:-$(cat "$RUN/evaluations-code.key")}
 
 pids=()
 stop() {
@@ -58,6 +60,8 @@ wait_ready members "http://${JIFEN_MEMBERS_OPS_ADDR:-127.0.0.1:9101}/readyz"
 export JIFEN_EVIDENCE_DIR=${JIFEN_EVIDENCE_DIR:-$PWD/$RUN/evidence}
 start declarations "$BIN/jifen-declarations"
 wait_ready declarations "http://${JIFEN_DECLARATIONS_OPS_ADDR:-127.0.0.1:9102}/readyz"
+start evaluations "$BIN/jifen-evaluations"
+wait_ready evaluations "http://${JIFEN_EVALUATIONS_OPS_ADDR:-127.0.0.1:9103}/readyz"
 start gateway "$BIN/jifen-gateway"
 wait_ready gateway "http://$GATEWAY_ADDR/readyz"
 
@@ -70,6 +74,7 @@ cat <<INFO
     gateway      http://$GATEWAY_ADDR   (GET /readyz, /metrics, /api/v1/openapi.json)
     members      gRPC 127.0.0.1:50051, ops http://127.0.0.1:9101/metrics
     declarations gRPC 127.0.0.1:50052, ops http://127.0.0.1:9102/metrics (evidence in $JIFEN_EVIDENCE_DIR)
+    evaluations  gRPC 127.0.0.1:50053, ops http://127.0.0.1:9103/metrics
     admin login  username admin, password $JIFEN_BOOTSTRAP_ADMIN_PASSWORD
     demo member  username demo0001 … demo1000, password jifen-demo
     logs         $RUN/logs/

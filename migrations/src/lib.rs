@@ -6,9 +6,12 @@
 //!
 //! * [`MembersMigrator`]: the `jifen_members` database of the members service.
 //! * [`DeclarationsMigrator`]: the `jifen_declarations` database of the declarations service.
+//! * [`EvaluationsMigrator`]: the `jifen_evaluations` database of the evaluations service.
 
 pub mod declarations;
+pub mod evaluations;
 pub mod members;
 
 pub use declarations::DeclarationsMigrator;
+pub use evaluations::EvaluationsMigrator;
 pub use members::MembersMigrator;

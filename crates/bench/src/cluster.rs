@@ -1,5 +1,6 @@
-//! An in-process cluster for benchmarks: the members and declarations services and the gateway on
-//! port 0, fresh databases on the local PostgreSQL, a unique bus and Redis prefix, keys made for the run.
+//! An in-process cluster for benchmarks: the members, declarations and evaluations services and
+//! the gateway on port 0, fresh databases on the local PostgreSQL, a unique bus and Redis prefix,
+//! keys made for the run.
 
 use anyhow::Context as _;
 use jifen_platform::auth::{TokenSigner, TokenVerifier, generate_key_pair};
@@ -14,6 +15,9 @@ pub struct Cluster {
     pub root_id: String,
     /// Signs tokens for the bench's own principals (members declaring).
     pub signer: TokenSigner,
+    /// The evaluations service's database (to wait for its replica).
+    pub evaluations_db: sea_orm::DatabaseConnection,
+    pub bus: jifen_eventbus::BusConfig,
     cancel: CancellationToken,
     _evidence: tempfile::TempDir,
 }
@@ -41,6 +45,23 @@ impl Cluster {
             bootstrap_admin_password: secrecy::SecretString::from("bench-admin-password"),
             otlp_endpoint: None,
         };
+        // The evaluations service first: its queues exist before the members service publishes.
+        let eval_db = jifen_testkit::fresh_database("benchev").await?;
+        let bus = jifen_eventbus::BusConfig::new(jifen_testkit::amqp_url()).with_prefix(&prefix);
+        let mut code_key = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut code_key);
+        let evaluations =
+            jifen_evaluations::Application::build(jifen_evaluations::Settings::for_tests(
+                eval_db.server_url.clone(),
+                eval_db.name.clone(),
+                bus.clone(),
+                verifier.clone(),
+                code_key,
+            ))
+            .await?;
+        let evaluations_addr = evaluations.grpc_addr();
+        let evaluations_db = evaluations.db().clone();
+        tokio::spawn(evaluations.run_until_stopped(cancel.clone()));
         let members = jifen_members::Application::build(members_settings).await?;
         let members_addr = members.grpc_addr();
         tokio::spawn(members.run_until_stopped(cancel.clone()));
@@ -63,9 +84,11 @@ impl Cluster {
         gw.listen = "127.0.0.1:0".into();
         gw.members_url = format!("http://{members_addr}");
         gw.declarations_url = format!("http://{declarations_addr}");
+        gw.evaluations_url = format!("http://{evaluations_addr}");
         gw.redis_url = jifen_testkit::redis_url();
         gw.redis_prefix = format!("{prefix}:");
         gw.rate_limit_per_minute = 0;
+        gw.login_attempts_per_minute = 0;
         let gateway = jifen_gateway::Application::build(gw).await?;
         let base = format!("http://{}", gateway.addr());
         tokio::spawn(gateway.run_until_stopped(cancel.clone()));
@@ -103,6 +126,8 @@ impl Cluster {
             admin_token,
             root_id,
             signer,
+            evaluations_db,
+            bus,
             cancel,
             _evidence: evidence,
         })
@@ -132,6 +157,20 @@ impl Cluster {
             );
         }
         Ok(response.json().await?)
+    }
+
+    /// POST `path` with a JSON body and `token` (none: anonymous); the answer's JSON.
+    pub async fn post_as(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        let mut rb = self.http.post(format!("{}{path}", self.base)).json(body);
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        Ok(rb.send().await?.error_for_status()?.json().await?)
     }
 
     /// POST `path` with a JSON body as the admin; the answer's JSON.

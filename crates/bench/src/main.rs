@@ -6,6 +6,9 @@
 //! * `declarations`: declarations PUT and submitted per second through the gateway at 32
 //!   concurrent clients with p50/p99, beside the ceiling of a bare axum + PostgreSQL single-row
 //!   insert endpoint at the same concurrency (target: at least 40% of it, p99 under 50 ms).
+//! * `evaluations`: ballots cast per second through the gateway (HTTP → gRPC → one PostgreSQL
+//!   transaction spending the code and storing the ballot) at 32 concurrent clients, each ballot
+//!   with its own code, with p50/p99 latency.
 //! * `relay`: events per second through the outbox relay (PostgreSQL → RabbitMQ with publisher
 //!   confirms → marked published).
 
@@ -38,6 +41,7 @@ enum Scenario {
     All,
     Members,
     Declarations,
+    Evaluations,
     Relay,
 }
 
@@ -64,6 +68,11 @@ async fn main() -> anyhow::Result<()> {
             100.0 * ours.throughput() / ceiling.throughput(),
             p99_ms
         );
+    }
+    if matches!(cli.scenario, Scenario::All | Scenario::Evaluations) {
+        scenarios::ballots_through_gateway(cli.clients, cli.requests)
+            .await?
+            .print();
     }
     if matches!(cli.scenario, Scenario::All | Scenario::Relay) {
         scenarios::outbox_relay(cli.events).await?.print();

@@ -64,6 +64,7 @@ pub async fn members_through_gateway(clients: usize, requests: usize) -> anyhow:
         latency.add(t.await??)?;
     }
     let elapsed = started.elapsed();
+    cleanup_bus(&cluster.bus).await;
     Ok(Report {
         name: format!("members created via gateway (c={clients})"),
         operations: requests as u64,
@@ -137,6 +138,188 @@ pub async fn outbox_relay(events: usize) -> anyhow::Result<Report> {
     })
 }
 
+/// `POST /api/v1/evaluation-rounds/{id}/ballots` through the gateway at `clients` concurrent
+/// clients: each ballot with its own code (redeemed beforehand, not measured) rating five members
+/// of a 20-member branch.
+pub async fn ballots_through_gateway(clients: usize, requests: usize) -> anyhow::Result<Report> {
+    let cluster = Arc::new(Cluster::start().await?);
+    let committee = cluster
+        .post(
+            "/api/v1/orgs",
+            serde_json::json!({"parent_id": cluster.root_id, "name": "评议基准党委", "kind": "committee", "unit_type": "government_organ"}),
+        )
+        .await?;
+    let branch = cluster
+        .post(
+            "/api/v1/orgs",
+            serde_json::json!({"parent_id": committee["id"], "name": "评议基准党支部", "kind": "branch", "unit_type": "government_organ"}),
+        )
+        .await?;
+    let branch_id = branch["id"].as_str().context("branch id")?.to_owned();
+    let mut members = Vec::new();
+    for i in 0..20 {
+        create_member(&cluster, &branch_id, i).await?;
+        members.push(i);
+    }
+    // The round's roster comes from the evaluations service's replica, fed by events.
+    let branch_uuid: uuid::Uuid = branch_id.parse()?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let member_ids: Vec<String> = loop {
+        use sea_orm::ConnectionTrait as _;
+        let rows = cluster
+            .evaluations_db
+            .query_all_raw(sea_orm::Statement::from_sql_and_values(
+                sea_orm::DbBackend::Postgres,
+                "SELECT id::text FROM replica_members WHERE org_id = $1 AND status = 'active'",
+                [branch_uuid.into()],
+            ))
+            .await?;
+        if rows.len() == members.len() {
+            break rows
+                .iter()
+                .map(|r| r.try_get_by_index::<String>(0))
+                .collect::<Result<_, _>>()?;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the evaluations replica did not catch up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let round = cluster
+        .post(
+            &format!("/api/v1/orgs/{branch_id}/evaluation-rounds"),
+            serde_json::json!({"quarter": "2026-Q1"}),
+        )
+        .await?;
+    let round_id = round["id"].as_str().context("round id")?.to_owned();
+
+    // Codes in batches of 1000, then one evaluator token per code (not measured).
+    let warmup = 64;
+    let total = warmup + requests;
+    let mut codes = Vec::with_capacity(total);
+    while codes.len() < total {
+        let n = (total - codes.len()).min(1000);
+        let issued = cluster
+            .post(
+                &format!("/api/v1/evaluation-rounds/{round_id}/invitations"),
+                serde_json::json!({"count": n, "evaluator_kind": "masses"}),
+            )
+            .await?;
+        for c in issued["codes"].as_array().context("codes")? {
+            codes.push(c.as_str().context("code")?.to_owned());
+        }
+    }
+    let codes = Arc::new(codes);
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut redeemers = Vec::new();
+    for _ in 0..clients {
+        let (cluster, codes, next) = (cluster.clone(), codes.clone(), next.clone());
+        redeemers.push(tokio::spawn(async move {
+            let mut tokens = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= codes.len() {
+                    break;
+                }
+                let login = cluster
+                    .post_as(
+                        "/api/v1/auth/evaluator",
+                        None,
+                        &serde_json::json!({"code": codes[i]}),
+                    )
+                    .await?;
+                tokens.push(login["access_token"].as_str().context("token")?.to_owned());
+            }
+            anyhow::Ok(tokens)
+        }));
+    }
+    let mut tokens = Vec::with_capacity(total);
+    for r in redeemers {
+        tokens.extend(r.await??);
+    }
+    let ballot = |i: usize| {
+        let ratings: Vec<serde_json::Value> = (0..5)
+            .map(|k| {
+                let m = &member_ids[(i + k * 3) % member_ids.len()];
+                let rating = ["excellent", "good", "fair", "poor"][(i + k) % 4];
+                serde_json::json!({"member_id": m, "rating": rating})
+            })
+            .collect();
+        serde_json::json!({"ratings": ratings})
+    };
+    let path = format!("/api/v1/evaluation-rounds/{round_id}/ballots");
+    for (i, token) in tokens.iter().enumerate().take(warmup) {
+        cluster.post_as(&path, Some(token), &ballot(i)).await?;
+    }
+    let bodies: Vec<serde_json::Value> = (0..total).map(ballot).collect();
+    let (tokens, bodies, path) = (Arc::new(tokens), Arc::new(bodies), Arc::new(path));
+    let next = Arc::new(AtomicUsize::new(warmup));
+    let errors = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (cluster, tokens, bodies, path, next, errors) = (
+            cluster.clone(),
+            tokens.clone(),
+            bodies.clone(),
+            path.clone(),
+            next.clone(),
+            errors.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= tokens.len() {
+                    break;
+                }
+                let t = Instant::now();
+                if cluster
+                    .post_as(&path, Some(&tokens[i]), &bodies[i])
+                    .await
+                    .is_err()
+                {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+                h.record(t.elapsed().as_micros() as u64)?;
+            }
+            anyhow::Ok(h)
+        }));
+    }
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    for t in tasks {
+        latency.add(t.await??)?;
+    }
+    let elapsed = started.elapsed();
+    // Every ballot counted once: the round says so after closing.
+    let closed = cluster
+        .post(
+            &format!("/api/v1/evaluation-rounds/{round_id}:close"),
+            serde_json::json!({}),
+        )
+        .await?;
+    let counted = closed["ballots"].as_u64().unwrap_or_default();
+    let errors = errors.load(Ordering::Relaxed);
+    anyhow::ensure!(
+        counted == total as u64 - errors,
+        "{counted} ballots counted, {} sent without error",
+        total as u64 - errors
+    );
+    cleanup_bus(&cluster.bus).await;
+    Ok(Report {
+        name: format!("ballots cast via gateway (c={clients})"),
+        operations: requests as u64,
+        elapsed,
+        unit: "ballots",
+        latency: Some(latency),
+        errors,
+    })
+}
+
+/// The consumers an in-process [`Cluster`] declares.
+const CLUSTER_CONSUMERS: [&str; 2] = ["evaluations.members-replica", "evaluations.standards"];
+
 /// Deletes the run's exchanges and queues so benchmarks leave nothing behind on the broker.
 async fn cleanup_bus(config: &jifen_eventbus::BusConfig) {
     let Ok(conn) =
@@ -145,6 +328,16 @@ async fn cleanup_bus(config: &jifen_eventbus::BusConfig) {
         return;
     };
     if let Ok(ch) = conn.create_channel().await {
+        for name in CLUSTER_CONSUMERS {
+            for queue in [config.queue_name(name), config.dead_letter_queue_name(name)] {
+                let _ = ch
+                    .queue_delete(
+                        queue.as_str().into(),
+                        lapin::options::QueueDeleteOptions::default(),
+                    )
+                    .await;
+            }
+        }
         let unrouted = format!("{}.unrouted", config.exchange);
         let _ = ch
             .queue_delete(

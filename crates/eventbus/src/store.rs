@@ -56,7 +56,6 @@ pub(crate) async fn insert_outbox(
     Ok(())
 }
 
-
 /// Locks and returns up to `limit` unpublished rows, oldest id first, skipping rows another
 /// transaction holds. Must run inside a transaction that later marks and commits.
 pub(crate) async fn claim_batch(

@@ -24,6 +24,12 @@ pub mod declarations {
     }
 }
 
+pub mod evaluations {
+    pub mod v1 {
+        tonic::include_proto!("jifen.evaluations.v1");
+    }
+}
+
 pub mod events {
     pub mod v1 {
         tonic::include_proto!("jifen.events.v1");

@@ -7,6 +7,7 @@
 use crate::problem::Problem;
 use jifen_platform::grpc::TraceInjector;
 use jifen_proto::declarations::v1::declarations_service_client::DeclarationsServiceClient;
+use jifen_proto::evaluations::v1::evaluations_service_client::EvaluationsServiceClient;
 use jifen_proto::members::v1::members_service_client::MembersServiceClient;
 use std::time::Duration;
 use tonic::service::interceptor::InterceptedService;
@@ -113,5 +114,37 @@ impl Declarations {
     /// Whether the service answers its health check with SERVING (within one second).
     pub async fn serving(&self) -> bool {
         serving(&self.channel, DECLARATIONS_SERVICE).await
+    }
+}
+
+/// The evaluations service client type handed to handlers.
+pub type EvaluationsClient = EvaluationsServiceClient<InterceptedService<Channel, TraceInjector>>;
+
+/// A lazily connected channel to the evaluations service, shared by every request.
+#[derive(Clone, Debug)]
+pub struct Evaluations {
+    channel: Channel,
+}
+
+impl Evaluations {
+    /// Connects on first use, so the gateway starts (and answers 503) while the service is down.
+    pub fn connect_lazy(url: &str) -> anyhow::Result<Self> {
+        let channel = Endpoint::from_shared(url.to_owned())?
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(15))
+            .tcp_nodelay(true)
+            .connect_lazy();
+        Ok(Self { channel })
+    }
+
+    /// A client that calls as the holder of `token`.
+    pub fn with_token(&self, token: &str) -> Result<EvaluationsClient, Problem> {
+        let injector = TraceInjector::with_bearer(token).map_err(|_| {
+            Problem::unauthenticated("invalid_token", "the token is not valid metadata")
+        })?;
+        Ok(EvaluationsServiceClient::with_interceptor(
+            self.channel.clone(),
+            injector,
+        ))
     }
 }

@@ -14,6 +14,10 @@
 //! The in-flight marker expires after two minutes, so a crash mid-request does not block the key
 //! for a day. Anonymous requests (login, refresh) are not covered. When Redis does not answer,
 //! the request is refused with 503 rather than risk acting twice.
+//!
+//! An answer marked `cache-control: no-store` carries one-time secrets (invitation codes): its
+//! body is never written to Redis. The key stays claimed, and a retry gets 409
+//! `idempotency_not_replayable` instead of acting twice or seeing the secrets again.
 
 use crate::auth::Authn;
 use crate::problem::Problem;
@@ -193,6 +197,43 @@ async fn remember(
             .await;
         if let Err(e) = released {
             tracing::warn!(error = %e, "could not release an idempotency key");
+        }
+        return response;
+    }
+    let no_store = response
+        .headers()
+        .get(header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("no-store"));
+    if no_store {
+        let problem = Problem::new(
+            StatusCode::CONFLICT,
+            "idempotency_not_replayable",
+            "the first answer to this Idempotency-Key held one-time secrets and is not kept",
+        );
+        let record = Record {
+            fingerprint,
+            answer: Some(StoredAnswer {
+                status: problem.status.as_u16(),
+                headers: vec![(
+                    header::CONTENT_TYPE.as_str().to_owned(),
+                    crate::problem::PROBLEM_JSON.to_owned(),
+                )],
+                body: base64::engine::general_purpose::STANDARD
+                    .encode(serde_json::to_vec(&problem.body()).unwrap_or_default()),
+            }),
+        };
+        if let Ok(json) = serde_json::to_string(&record) {
+            let stored: Result<(), _> = redis::cmd("SET")
+                .arg(redis_key)
+                .arg(json)
+                .arg("EX")
+                .arg(ANSWER_TTL_SECS)
+                .query_async(&mut redis)
+                .await;
+            if let Err(e) = stored {
+                tracing::warn!(error = %e, "could not store an idempotency marker");
+            }
         }
         return response;
     }

@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod observe;
 pub mod openapi;
 pub mod problem;
+pub mod qr;
 pub mod ratelimit;
 pub mod routes;
 pub mod state;
@@ -42,6 +43,8 @@ pub struct Settings {
     pub members_url: String,
     /// `JIFEN_DECLARATIONS_URL` (default `http://127.0.0.1:50052`).
     pub declarations_url: String,
+    /// `JIFEN_EVALUATIONS_URL` (default `http://127.0.0.1:50053`).
+    pub evaluations_url: String,
     /// `JIFEN_REDIS_URL`.
     pub redis_url: String,
     /// Prepended to every Redis key (`JIFEN_REDIS_PREFIX`, default `jifen:`).
@@ -89,6 +92,7 @@ impl Settings {
             listen: var_or("JIFEN_GATEWAY_ADDR", "127.0.0.1:8080"),
             members_url: var_or("JIFEN_MEMBERS_URL", "http://127.0.0.1:50051"),
             declarations_url: var_or("JIFEN_DECLARATIONS_URL", "http://127.0.0.1:50052"),
+            evaluations_url: var_or("JIFEN_EVALUATIONS_URL", "http://127.0.0.1:50053"),
             redis_url: core.redis_url,
             redis_prefix: var_or("JIFEN_REDIS_PREFIX", "jifen:"),
             signer,
@@ -115,6 +119,7 @@ impl Settings {
             listen: "127.0.0.1:8080".into(),
             members_url: "http://127.0.0.1:50051".into(),
             declarations_url: "http://127.0.0.1:50052".into(),
+            evaluations_url: "http://127.0.0.1:50053".into(),
             redis_url: "redis://127.0.0.1:6379".into(),
             redis_prefix: "jifen:".into(),
             signer,
@@ -163,6 +168,12 @@ impl Settings {
                 "must be an http:// or https:// URL",
             );
         }
+        if !is_url(&self.evaluations_url) {
+            return bad(
+                "JIFEN_EVALUATIONS_URL",
+                "must be an http:// or https:// URL",
+            );
+        }
         Ok(())
     }
 }
@@ -189,9 +200,12 @@ impl Application {
             clients::Members::connect_lazy(&settings.members_url).context("JIFEN_MEMBERS_URL")?;
         let declarations = clients::Declarations::connect_lazy(&settings.declarations_url)
             .context("JIFEN_DECLARATIONS_URL")?;
+        let evaluations = clients::Evaluations::connect_lazy(&settings.evaluations_url)
+            .context("JIFEN_EVALUATIONS_URL")?;
         let state = state::AppState::new(state::StateParts {
             members,
             declarations,
+            evaluations,
             redis,
             redis_prefix: settings.redis_prefix,
             signer: settings.signer,

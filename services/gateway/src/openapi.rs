@@ -30,6 +30,7 @@ use utoipa::openapi::{Content, OpenApi, Ref, RefOr, ResponseBuilder};
         crate::routes::declarations::review_declaration,
         crate::routes::branch::revoke_branch_record,
         crate::routes::branch::reopen_period,
+        crate::routes::evaluations::close_round,
     ),
     components(schemas(ProblemBody, problem::FieldError)),
     modifiers(&Security),
@@ -41,6 +42,7 @@ use utoipa::openapi::{Content, OpenApi, Ref, RefOr, ResponseBuilder};
         (name = "declarations", description = "Monthly declarations and their review (月度申报、支部审核)"),
         (name = "branch records", description = "Branch-recorded points and reopened months (支部记录、补报)"),
         (name = "evidence", description = "Evidence files (证明材料)"),
+        (name = "evaluations", description = "Quarterly mass evaluation 群众评议: rounds, invitation codes, ballots, results"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]

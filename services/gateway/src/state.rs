@@ -1,6 +1,8 @@
 //! The state every handler and middleware shares: clients, Redis, keys and limits.
 
-use crate::clients::{Declarations, DeclarationsClient, Members, MembersClient};
+use crate::clients::{
+    Declarations, DeclarationsClient, Evaluations, EvaluationsClient, Members, MembersClient,
+};
 use crate::problem::Problem;
 use jifen_platform::auth::{TokenSigner, TokenVerifier};
 use redis::aio::ConnectionManager;
@@ -15,6 +17,7 @@ pub struct AppState(Arc<Inner>);
 pub struct StateParts {
     pub members: Members,
     pub declarations: Declarations,
+    pub evaluations: Evaluations,
     pub redis: ConnectionManager,
     pub redis_prefix: String,
     pub signer: TokenSigner,
@@ -63,6 +66,20 @@ impl AppState {
             .service_token("gateway")
             .map_err(|e| Problem::internal(&e))?;
         self.p().members.with_token(&token)
+    }
+
+    pub fn evaluations(&self) -> &Evaluations {
+        &self.p().evaluations
+    }
+
+    /// An evaluations client calling as the gateway itself (service role).
+    pub fn evaluations_as_gateway(&self) -> Result<EvaluationsClient, Problem> {
+        let token = self
+            .p()
+            .signer
+            .service_token("gateway")
+            .map_err(|e| Problem::internal(&e))?;
+        self.p().evaluations.with_token(&token)
     }
 
     /// A Redis connection (a cheap clone of the multiplexed manager).

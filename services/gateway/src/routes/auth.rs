@@ -5,21 +5,32 @@
 //! its SHA-256 with the account id for `refresh_ttl`. A refresh token works once: refreshing
 //! deletes it (`GETDEL`) and issues a new pair, with roles fetched afresh (`GetPrincipal`, called
 //! with the gateway's service token), so a role change shows at the next refresh.
+//!
+//! The evaluator login (`POST /api/v1/auth/evaluator`) trades an invitation code for a
+//! short-lived access token good for that code's round only (docs/evaluator-anonymity.md): the
+//! evaluations service checks the code (`RedeemInvitation`) and answers an opaque ballot ticket,
+//! which becomes the token's subject `evaluator:<ticket>`. A member code is redeemed with the
+//! member's own bearer token, so the member is left off their ballot. Attempts count per client
+//! IP against the login limit.
 
-use crate::auth::Caller;
+use crate::auth::{Authn, Caller};
 use crate::convert::{LoginRequest, Me, RefreshRequest, TokenResponse, principal_from_proto};
 use crate::extract::ApiJson;
 use crate::problem::Problem;
 use crate::ratelimit::{self, ClientIp};
 use crate::state::AppState;
+use axum::Extension;
 use axum::Json;
 use axum::extract::State;
 use base64::Engine as _;
-use jifen_platform::auth::Principal;
+use jifen_platform::auth::{Principal, RoleClaim, RoleName};
+use jifen_proto::evaluations::v1 as epb;
 use jifen_proto::members::v1 as pb;
 use rand::RngCore as _;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use tonic::Code;
+use utoipa::ToSchema;
 
 fn refresh_key(state: &AppState, token: &str) -> String {
     state.redis_key(&["refresh", &hex::encode(Sha256::digest(token.as_bytes()))])
@@ -174,4 +185,108 @@ pub async fn refresh(
 )]
 pub async fn me(caller: Caller) -> Json<Me> {
     Json(Me::from_principal(&caller.principal))
+}
+
+/// Longest life of an evaluator token; never past the round's closing instant.
+pub const EVALUATOR_TOKEN_TTL_SECS: i64 = 30 * 60;
+
+/// `POST /api/v1/auth/evaluator`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluatorLogin {
+    /// The invitation code as printed (`ABCD-EFGH-JKMN`; case, spaces and dashes are ignored).
+    pub code: String,
+}
+
+/// An evaluator token: good for the ballot of `round_id` only.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EvaluatorTokenResponse {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    pub round_id: uuid::Uuid,
+    /// Seconds.
+    pub expires_in: i64,
+    pub quarter: String,
+    pub evaluator_kind: Option<crate::routes::evaluations::EvaluatorKind>,
+}
+
+/// Trades an invitation code for an evaluator token. A member code needs the member's own
+/// bearer token on this request.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/evaluator",
+    tag = "identity",
+    request_body = EvaluatorLogin,
+    responses(
+        (status = 200, description = "An evaluator token for the code's round", body = EvaluatorTokenResponse),
+        (status = 401, description = "Unknown code", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "A member code without a member login, or by someone off the roster", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "The code was used, or the round is closed", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
+    ),
+)]
+pub async fn evaluator_login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    authn: Option<Extension<Authn>>,
+    ApiJson(body): ApiJson<EvaluatorLogin>,
+) -> Result<Json<EvaluatorTokenResponse>, Problem> {
+    if let Some(p) = require_non_empty("code", &body.code, None) {
+        return Err(p);
+    }
+    ratelimit::check(&state, "evaluator", &ip, state.login_attempts_per_minute()).await?;
+    // A member redeems with their own token (the service reads who they are from it); anyone
+    // else is anonymous, and the gateway calls with its service identity.
+    let mut evaluations = match authn.map(|Extension(a)| a) {
+        Some(Authn::Valid(caller)) if caller.principal.member_id.is_some() => {
+            state.evaluations().with_token(&caller.token)?
+        }
+        Some(Authn::Invalid(reason)) => {
+            return Err(Problem::unauthenticated(
+                "invalid_token",
+                format!("invalid token: {reason}"),
+            ));
+        }
+        _ => state.evaluations_as_gateway()?,
+    };
+    let redeemed = evaluations
+        .redeem_invitation(epb::RedeemInvitationRequest { code: body.code })
+        .await?
+        .into_inner();
+    let round_id: uuid::Uuid = redeemed
+        .round_id
+        .parse()
+        .map_err(|e| Problem::internal(&e))?;
+    let org_id: uuid::Uuid = redeemed.org_id.parse().map_err(|e| Problem::internal(&e))?;
+    let mut ttl = EVALUATOR_TOKEN_TTL_SECS;
+    if let Ok(closes_at) = chrono::DateTime::parse_from_rfc3339(&redeemed.closes_at) {
+        let left = (closes_at.to_utc() - chrono::Utc::now()).num_seconds();
+        ttl = ttl.min(left.max(1));
+    }
+    let principal = Principal {
+        subject: format!("evaluator:{}", redeemed.ticket),
+        username: None,
+        member_id: None,
+        roles: vec![RoleClaim {
+            role: RoleName::Evaluator,
+            org_id,
+            org_path: redeemed.org_path,
+        }],
+        round_id: Some(round_id),
+    };
+    let access_token = state
+        .signer()
+        .sign(&principal, ttl)
+        .map_err(|e| Problem::internal(&e))?;
+    metrics::counter!("gateway_evaluator_logins_total").increment(1);
+    Ok(Json(EvaluatorTokenResponse {
+        access_token,
+        token_type: "Bearer".into(),
+        round_id,
+        expires_in: ttl,
+        quarter: redeemed.quarter,
+        evaluator_kind: crate::routes::evaluations::EvaluatorKind::from_proto(
+            redeemed.evaluator_kind,
+        ),
+    }))
 }

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod branch;
 pub mod declarations;
+pub mod evaluations;
 pub mod evidence;
 pub mod health;
 pub mod members;
@@ -52,6 +53,7 @@ pub fn api_with(evidence_max_bytes: usize) -> (Router<AppState>, utoipa::openapi
         .routes(routes!(auth::login))
         .routes(routes!(auth::refresh))
         .routes(routes!(auth::me))
+        .routes(routes!(auth::evaluator_login))
         .routes(routes!(orgs::create_org))
         .routes(routes!(orgs::get_org))
         .routes(routes!(orgs::list_children))
@@ -93,6 +95,16 @@ pub fn api_with(evidence_max_bytes: usize) -> (Router<AppState>, utoipa::openapi
         )
         .merge(upload)
         .routes(routes!(evidence::get_evidence))
+        .routes(routes!(evaluations::open_round, evaluations::list_rounds))
+        .routes(routes!(evaluations::get_round))
+        // `{id}:close`: see `evaluations::round_action`.
+        .route(
+            "/api/v1/evaluation-rounds/{id}",
+            post(evaluations::round_action),
+        )
+        .routes(routes!(evaluations::issue_invitations))
+        .routes(routes!(evaluations::get_ballot))
+        .routes(routes!(evaluations::cast_ballot))
         .split_for_parts();
     openapi::add_problem_responses(&mut doc);
     (router, doc)

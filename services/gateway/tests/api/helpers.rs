@@ -1,8 +1,7 @@
-//! `spawn_app()`: a real members service and a real declarations service (each with a fresh
-//! database, sharing one unique bus prefix so the declarations service's replica of members is
-//! fed) and the gateway (unique Redis prefix), all in-process on port 0, with generated JWT keys;
-//! and HTTP helpers. The declarations service runs on a manual clock ([`TestApp::clock`]) that
-//! starts at [`START`].
+//! `spawn_app()`: real members, declarations and evaluations services (each with a fresh
+//! database, sharing one unique bus prefix so the replicas of members are fed) and the gateway
+//! (unique Redis prefix), all in-process on port 0, with generated JWT keys; and HTTP helpers.
+//! The declarations service runs on a manual clock ([`TestApp::clock`]) that starts at [`START`].
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 use jifen_gateway::Settings;
@@ -41,6 +40,9 @@ pub struct TestApp {
     pub redis_prefix: String,
     /// The declarations service's clock (manual; `set`/`advance` it).
     pub clock: jifen_declarations::Clock,
+    /// The evaluations service's database (to wait for its replica).
+    pub evaluations_db: sea_orm::DatabaseConnection,
+    bus: jifen_eventbus::BusConfig,
     cancel: CancellationToken,
     _keys: tempfile::TempDir,
     _evidence: tempfile::TempDir,
@@ -49,7 +51,64 @@ pub struct TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.cancel.cancel();
+        delete_bus(
+            &self.bus,
+            &[
+                "evaluations.members-replica",
+                "evaluations.standards",
+                "declarations.members-replica",
+            ],
+        );
     }
+}
+
+/// Deletes the test's queues and exchanges (quorum queues are heavy; leftovers of many runs slow
+/// the shared broker down). Runs on its own thread so that `Drop` can call it.
+pub fn delete_bus(bus: &jifen_eventbus::BusConfig, consumers: &[&str]) {
+    use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+    let bus = bus.clone();
+    let consumers: Vec<String> = consumers.iter().map(|c| (*c).to_owned()).collect();
+    let work = move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async move {
+            let connect =
+                lapin::Connection::connect(&bus.amqp_url, lapin::ConnectionProperties::default());
+            let Ok(Ok(conn)) =
+                tokio::time::timeout(std::time::Duration::from_secs(5), connect).await
+            else {
+                return;
+            };
+            let Ok(ch) = conn.create_channel().await else {
+                return;
+            };
+            let mut queues: Vec<String> = consumers
+                .iter()
+                .flat_map(|c| [bus.queue_name(c), bus.dead_letter_queue_name(c)])
+                .collect();
+            queues.push(bus.unrouted_name());
+            for q in queues {
+                let _ = ch
+                    .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+                    .await;
+            }
+            for e in [
+                bus.exchange.clone(),
+                bus.dead_letter_exchange.clone(),
+                bus.unrouted_name(),
+            ] {
+                let _ = ch
+                    .exchange_delete(e.as_str().into(), ExchangeDeleteOptions::default())
+                    .await;
+            }
+            let _ = conn.close(200, "test done".into()).await;
+        });
+    };
+    let _ = std::thread::spawn(work).join();
 }
 
 fn init_telemetry() {
@@ -79,6 +138,24 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let db = jifen_testkit::fresh_database("gw").await.unwrap();
     let bus = jifen_eventbus::BusConfig::new(jifen_testkit::amqp_url())
         .with_prefix(&jifen_testkit::unique_prefix("gw"));
+    // The evaluations service first: its queues exist before the members service publishes.
+    let eval_db = jifen_testkit::fresh_database("gwev").await.unwrap();
+    let mut code_key = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut code_key);
+    let evaluations =
+        jifen_evaluations::Application::build(jifen_evaluations::Settings::for_tests(
+            eval_db.server_url.clone(),
+            eval_db.name.clone(),
+            bus.clone(),
+            verifier.clone(),
+            code_key,
+        ))
+        .await
+        .unwrap();
+    let evaluations_url = format!("http://{}", evaluations.grpc_addr());
+    let evaluations_db = evaluations.db().clone();
+    let bus_for_cleanup = bus.clone();
+
     let mut pii = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut pii);
     let members_settings = jifen_members::Settings::for_tests(
@@ -128,12 +205,21 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
             }
         }
     });
+    tokio::spawn({
+        let cancel = cancel.clone();
+        async move {
+            if let Err(e) = evaluations.run_until_stopped(cancel).await {
+                eprintln!("evaluations service stopped: {e:#}");
+            }
+        }
+    });
 
     let redis_prefix = format!("{}:", jifen_testkit::unique_prefix("gw"));
     let mut settings = Settings::with_keys(signer.clone(), verifier);
     settings.listen = "127.0.0.1:0".into();
     settings.members_url = members_url;
     settings.declarations_url = declarations_url;
+    settings.evaluations_url = evaluations_url;
     settings.redis_url = jifen_testkit::redis_url();
     settings.redis_prefix = redis_prefix.clone();
     adjust(&mut settings);
@@ -156,6 +242,8 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         signer,
         redis_prefix,
         clock,
+        evaluations_db,
+        bus: bus_for_cleanup,
         cancel,
         _keys: keys,
         _evidence: evidence,

@@ -5,6 +5,7 @@ mod authz;
 mod bad_input;
 mod cross_cutting;
 mod declarations;
+mod evaluations;
 mod evidence;
 mod helpers;
 mod identity;

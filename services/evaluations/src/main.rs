@@ -1,0 +1,50 @@
+//! `jifen-evaluations`: serve (default) or `migrate` and exit.
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "jifen-evaluations",
+    about = "jifen evaluations service: quarterly mass evaluation rounds, codes, ballots"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve gRPC and the ops endpoints, consume, relay the outbox (the default).
+    Serve,
+    /// Create the database if needed, apply pending migrations, and exit.
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Some(Command::Migrate) = cli.command {
+        let core = jifen_platform::settings::CoreSettings::from_env();
+        let guard = jifen_platform::telemetry::init(jifen_evaluations::SERVICE_NAME, None)?;
+        let name =
+            jifen_platform::settings::var_or("JIFEN_EVALUATIONS_DATABASE", "jifen_evaluations");
+        jifen_evaluations::migrate(&core.database_url, &name)
+            .await?
+            .close()
+            .await?;
+        tracing::info!(database = %name, "migrations applied");
+        guard.shutdown().await;
+        return Ok(());
+    }
+    let settings = jifen_evaluations::Settings::from_env()?;
+    let guard = jifen_platform::telemetry::init(
+        jifen_evaluations::SERVICE_NAME,
+        settings.otlp_endpoint.as_deref(),
+    )?;
+    let app = jifen_evaluations::Application::build(settings).await?;
+    let outcome = app
+        .run_until_stopped(jifen_platform::shutdown::on_signal())
+        .await;
+    guard.shutdown().await;
+    outcome
+}

@@ -1,0 +1,59 @@
+//! Anonymous ballots: a random id, the round, the evaluator kind, the ratings — nothing else.
+
+use super::{placeholders, stmt};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Value};
+use uuid::Uuid;
+
+/// One rating of a stored ballot.
+#[derive(Debug, Clone, PartialEq, Eq, FromQueryResult)]
+pub struct RatingRow {
+    pub member_id: Uuid,
+    pub rating: String,
+}
+
+/// Inserts a ballot with a random (v4) id and its ratings `(member, rating)`.
+pub async fn insert(
+    conn: &impl ConnectionTrait,
+    round_id: Uuid,
+    kind: &str,
+    ratings: &[(Uuid, &str)],
+) -> Result<(), DbErr> {
+    // v4, not v7: a time-ordered id would record when the ballot was cast.
+    let id = Uuid::new_v4();
+    conn.execute_raw(stmt(
+        "INSERT INTO ballots (id, round_id, evaluator_kind) VALUES ($1, $2, $3)",
+        [id.into(), round_id.into(), kind.into()],
+    ))
+    .await?;
+    if ratings.is_empty() {
+        return Ok(());
+    }
+    let mut values: Vec<Value> = Vec::with_capacity(ratings.len() * 4);
+    for (member, rating) in ratings {
+        values.extend([
+            id.into(),
+            round_id.into(),
+            (*member).into(),
+            (*rating).into(),
+        ]);
+    }
+    conn.execute_raw(stmt(
+        format!(
+            "INSERT INTO ballot_ratings (ballot_id, round_id, member_id, rating) VALUES {}",
+            placeholders(ratings.len(), 4, 1)
+        ),
+        values,
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Every rating of every ballot of the round.
+pub async fn ratings(conn: &impl ConnectionTrait, round_id: Uuid) -> Result<Vec<RatingRow>, DbErr> {
+    RatingRow::find_by_statement(stmt(
+        "SELECT member_id, rating FROM ballot_ratings WHERE round_id = $1",
+        [round_id.into()],
+    ))
+    .all(conn)
+    .await
+}
