@@ -171,3 +171,44 @@ async fn reminder_app(c: &Cluster) -> jifen_declarations::usecases::Declarations
         },
     )
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn publishing_a_standard_emits_the_whole_document_with_its_version() {
+    use prost::Message as _;
+    let c = spawn().await;
+    let mut doc = jifen_standard::default_2026()
+        .unwrap()
+        .to_json_value()
+        .unwrap();
+    let mut extra = doc["items"][0].clone();
+    extra["code"] = serde_json::json!("P99");
+    extra["name"] = serde_json::json!("新增学习项目");
+    doc["items"].as_array_mut().unwrap().push(extra);
+    let published = c
+        .decl(&c.admin_token())
+        .await
+        .put_standard(dpb::PutStandardRequest {
+            year: 2026,
+            document_json: doc.to_string(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((published.version, published.items.len()), (1, 51));
+
+    let row = c
+        .decl_db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT payload FROM outbox WHERE routing_key = 'declarations.standard.published.v1'",
+        ))
+        .await
+        .unwrap()
+        .expect("the publication staged its event");
+    let payload: Vec<u8> = row.try_get("", "payload").unwrap();
+    let event = jifen_proto::events::v1::StandardPublished::decode(payload.as_slice()).unwrap();
+    assert_eq!((event.year, event.version), (2026, 1));
+    let carried = jifen_standard::Standard::parse_json(&event.document_json).unwrap();
+    assert_eq!(carried.items().len(), 51, "the whole document travels");
+    assert!(carried.items().iter().any(|i| i.code == "P99"));
+}
