@@ -32,6 +32,20 @@ pub fn prometheus() -> PrometheusHandle {
 /// A readiness probe: resolves to a list of failing dependencies (empty when ready).
 pub type ReadinessCheck = Arc<dyn Fn() -> BoxFuture<'static, Vec<String>> + Send + Sync>;
 
+/// Ready while `db` answers `SELECT 1`; else reports `database`.
+pub fn database_readiness(db: sea_orm::DatabaseConnection) -> ReadinessCheck {
+    Arc::new(move || {
+        let db = db.clone();
+        Box::pin(async move {
+            if crate::db::ping(&db).await {
+                Vec::new()
+            } else {
+                vec!["database".to_owned()]
+            }
+        })
+    })
+}
+
 /// `/healthz`, `/readyz`, `/metrics`.
 pub fn router(readiness: ReadinessCheck) -> Router {
     Router::new()

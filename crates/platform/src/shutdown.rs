@@ -31,3 +31,32 @@ pub fn on_signal() -> CancellationToken {
     });
     token
 }
+
+/// The long-running parts of a service (servers, relay, consumers), each named.
+pub type Tasks = tokio::task::JoinSet<(&'static str, anyhow::Result<()>)>;
+
+/// Waits for every task; when one ends (finished, failed or panicked) `stop` is cancelled so the
+/// others stop too. Returns the first failure, logged once with its task's name.
+pub async fn supervise(mut tasks: Tasks, stop: CancellationToken) -> anyhow::Result<()> {
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        let (name, outcome) = match joined {
+            Ok(done) => done,
+            Err(join) => ("task", Err(anyhow::anyhow!("a task panicked: {join}"))),
+        };
+        if let Err(e) = outcome {
+            tracing::error!(
+                error = format!("{e:#}"),
+                task = name,
+                "stopping the service"
+            );
+            first_error.get_or_insert(e);
+        }
+        // Whatever ended first, everything stops.
+        stop.cancel();
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}

@@ -23,7 +23,6 @@ pub mod usecases;
 pub use clock::Clock;
 
 use anyhow::Context as _;
-use futures::FutureExt as _;
 use jifen_eventbus::{BusConfig, Consumer, ConsumerSpec, Relay};
 use jifen_migrations::DeclarationsMigrator;
 use jifen_platform::auth::TokenVerifier;
@@ -256,20 +255,9 @@ impl Application {
             .await;
         let stop = cancel.child_token();
 
-        let readiness_db = self.db.clone();
-        let readiness: jifen_platform::ops::ReadinessCheck = Arc::new(move || {
-            let db = readiness_db.clone();
-            async move {
-                if store::ping(&db).await {
-                    Vec::new()
-                } else {
-                    vec!["database".to_owned()]
-                }
-            }
-            .boxed()
-        });
+        let readiness = jifen_platform::ops::database_readiness(self.db.clone());
 
-        let mut tasks = tokio::task::JoinSet::new();
+        let mut tasks = jifen_platform::shutdown::Tasks::new();
         tasks.spawn({
             let stop = stop.clone();
             async move {
@@ -333,25 +321,6 @@ impl Application {
         });
         tracing::info!(grpc = %self.grpc_addr, ops = %self.ops_addr, "declarations service running");
 
-        let mut first_error = None;
-        while let Some(joined) = tasks.join_next().await {
-            let (name, outcome) = match joined {
-                Ok(done) => done,
-                Err(join) => ("task", Err(anyhow::anyhow!("a task panicked: {join}"))),
-            };
-            if let Err(e) = outcome {
-                tracing::error!(
-                    error = format!("{e:#}"),
-                    task = name,
-                    "stopping the service"
-                );
-                first_error.get_or_insert(e);
-            }
-            stop.cancel();
-        }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        jifen_platform::shutdown::supervise(tasks, stop).await
     }
 }

@@ -24,7 +24,6 @@ pub mod usecases;
 
 use anyhow::Context as _;
 use base64::Engine as _;
-use futures::FutureExt as _;
 use jifen_eventbus::{BusConfig, Relay};
 use jifen_migrations::MembersMigrator;
 use jifen_platform::auth::TokenVerifier;
@@ -253,20 +252,9 @@ impl Application {
             .await;
         let stop = cancel.child_token();
 
-        let readiness_db = self.db.clone();
-        let readiness: jifen_platform::ops::ReadinessCheck = std::sync::Arc::new(move || {
-            let db = readiness_db.clone();
-            async move {
-                if store::ping(&db).await {
-                    Vec::new()
-                } else {
-                    vec!["database".to_owned()]
-                }
-            }
-            .boxed()
-        });
+        let readiness = jifen_platform::ops::database_readiness(self.db.clone());
 
-        let mut tasks = tokio::task::JoinSet::new();
+        let mut tasks = jifen_platform::shutdown::Tasks::new();
         tasks.spawn({
             let stop = stop.clone();
             async move {
@@ -298,26 +286,6 @@ impl Application {
         });
         tracing::info!(grpc = %self.grpc_addr, ops = %self.ops_addr, "members service running");
 
-        let mut first_error = None;
-        while let Some(joined) = tasks.join_next().await {
-            let (name, outcome) = match joined {
-                Ok(done) => done,
-                Err(join) => ("task", Err(anyhow::anyhow!("a task panicked: {join}"))),
-            };
-            if let Err(e) = outcome {
-                tracing::error!(
-                    error = format!("{e:#}"),
-                    task = name,
-                    "stopping the service"
-                );
-                first_error.get_or_insert(e);
-            }
-            // Whatever ended first, everything stops.
-            stop.cancel();
-        }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        jifen_platform::shutdown::supervise(tasks, stop).await
     }
 }

@@ -60,11 +60,6 @@ pub fn is_unique_violation(error: &DbErr, constraint: &str) -> bool {
     matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(message)) if message.contains(constraint))
 }
 
-/// `SELECT 1`, for readiness.
-pub async fn ping(conn: &impl ConnectionTrait) -> bool {
-    conn.execute_unprepared("SELECT 1").await.is_ok()
-}
-
 // ---------------------------------------------------------------------------------- standards
 
 /// The newest published version of `year`'s standard.

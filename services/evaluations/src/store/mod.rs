@@ -29,11 +29,6 @@ pub fn is_unique_violation(error: &DbErr, constraint: &str) -> bool {
     matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(message)) if message.contains(constraint))
 }
 
-/// `SELECT 1`, for readiness.
-pub async fn ping(conn: &impl ConnectionTrait) -> bool {
-    conn.execute_unprepared("SELECT 1").await.is_ok()
-}
-
 /// A PostgreSQL statement with positional values.
 pub(crate) fn stmt(sql: impl Into<String>, values: impl IntoIterator<Item = Value>) -> Statement {
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
