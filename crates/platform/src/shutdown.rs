@@ -60,3 +60,30 @@ pub async fn supervise(mut tasks: Tasks, stop: CancellationToken) -> anyhow::Res
         None => Ok(()),
     }
 }
+
+/// Adds the two servers every service runs to `tasks`: `server` (gRPC, with health and
+/// reflection) on `grpc`, and `/healthz`, `/readyz` (ready while `db` answers) and `/metrics` on
+/// `ops`; both stop when `stop` fires.
+pub fn spawn_servers(
+    tasks: &mut Tasks,
+    server: crate::grpc::GrpcServer,
+    grpc: tokio::net::TcpListener,
+    ops: tokio::net::TcpListener,
+    db: sea_orm::DatabaseConnection,
+    stop: &CancellationToken,
+) {
+    use anyhow::Context as _;
+    let grpc_stop = stop.clone();
+    tasks.spawn(async move {
+        let served = server.serve(grpc, grpc_stop).await.context("gRPC server");
+        ("grpc", served)
+    });
+    let ops_stop = stop.clone();
+    let router = crate::ops::router(crate::ops::database_readiness(db));
+    tasks.spawn(async move {
+        let served = crate::ops::serve(ops, router, ops_stop)
+            .await
+            .context("ops server");
+        ("ops", served)
+    });
+}

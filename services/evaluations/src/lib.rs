@@ -253,33 +253,15 @@ impl Application {
             .await;
         let stop = cancel.child_token();
 
-        let readiness = jifen_platform::ops::database_readiness(self.db.clone());
-
         let mut tasks = jifen_platform::shutdown::Tasks::new();
-        tasks.spawn({
-            let stop = stop.clone();
-            async move {
-                (
-                    "grpc",
-                    server
-                        .serve(self.grpc_listener, stop)
-                        .await
-                        .context("gRPC server"),
-                )
-            }
-        });
-        tasks.spawn({
-            let stop = stop.clone();
-            let router = jifen_platform::ops::router(readiness);
-            async move {
-                (
-                    "ops",
-                    jifen_platform::ops::serve(self.ops_listener, router, stop)
-                        .await
-                        .context("ops server"),
-                )
-            }
-        });
+        jifen_platform::shutdown::spawn_servers(
+            &mut tasks,
+            server,
+            self.grpc_listener,
+            self.ops_listener,
+            self.db.clone(),
+            &stop,
+        );
         tasks.spawn({
             let stop = stop.clone();
             let relay = Relay::new(self.db.clone(), self.bus.clone(), events::SOURCE);
