@@ -7,10 +7,12 @@
 //! * [`grpc`]: server assembly (health, reflection, trace extraction), client trace injection,
 //!   and `Status` construction with details.
 //! * [`auth`]: JWT signing/verification and the caller's [`auth::Principal`] with scope checks.
+//! * [`clock`]: "now", the system clock or a manual one that tests move.
 //! * [`ops`]: the `/healthz`, `/readyz` and `/metrics` HTTP endpoints every service exposes.
 //! * [`shutdown`]: one cancellation token fanned out from SIGINT/SIGTERM.
 
 pub mod auth;
+pub mod clock;
 pub mod db;
 pub mod grpc;
 pub mod ops;

@@ -30,6 +30,12 @@ pub mod evaluations {
     }
 }
 
+pub mod grading {
+    pub mod v1 {
+        tonic::include_proto!("jifen.grading.v1");
+    }
+}
+
 pub mod events {
     pub mod v1 {
         tonic::include_proto!("jifen.events.v1");

@@ -13,14 +13,13 @@
 //! [`Application::run_until_stopped`] serves gRPC and the ops endpoints, relays the outbox,
 //! consumes `members.*` and sends the daily reminders until the cancellation token fires.
 
-pub mod clock;
 pub mod domain;
 pub mod events;
 pub mod grpc;
 pub mod store;
 pub mod usecases;
 
-pub use clock::Clock;
+pub use jifen_platform::clock::Clock;
 
 use anyhow::Context as _;
 use jifen_eventbus::{BusConfig, Consumer, ConsumerSpec, Relay};

@@ -16,7 +16,7 @@ pub use declarations::{DeclarationView, TransitionView};
 pub use evidence::{EvidenceStore, EvidenceView};
 pub use standards::StandardView;
 
-use crate::clock::Clock;
+use jifen_platform::clock::Clock;
 use crate::domain::Violation;
 use crate::domain::authz::Decision;
 use jifen_platform::auth::Principal;

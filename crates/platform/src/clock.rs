@@ -1,6 +1,6 @@
-//! The service's notion of "now". Production reads the system clock; tests hold a manual clock
-//! they move, so period windows, reopenings and reminders are tested at the instants that matter
-//! without sleeping.
+//! A service's notion of "now". Production reads the system clock; tests hold a manual clock
+//! they move, so periods, deadlines and publication windows are tested at the instants that
+//! matter without sleeping.
 
 use chrono::{DateTime, Utc};
 use std::sync::{Arc, Mutex};

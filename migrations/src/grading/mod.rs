@@ -1,0 +1,21 @@
+//! The grading service database (`jifen_grading`): projections of the members, declarations and
+//! evaluations events (organizations, members with sanctions, the points ledger, quarter results,
+//! the newest standard per year), and what the service owns — gradings per branch and year, the
+//! members' proposed and confirmed grades, appeals, and the audit trail.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261130_000300_grading;
+
+/// Migrator of the `jifen_grading` database.
+pub struct GradingMigrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for GradingMigrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(jifen_eventbus::migration::Migration),
+            Box::new(m20261130_000300_grading::Migration),
+        ]
+    }
+}

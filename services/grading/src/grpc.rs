@@ -1,0 +1,314 @@
+//! The tonic implementation of `jifen.grading.v1.GradingService`: authenticates the caller from
+//! the forwarded JWT, parses request fields (every bad field at once, named as the public API
+//! names them), calls the use-case and maps the answer back to protobuf. [`to_status`] is the one
+//! place where use-case errors become statuses.
+
+use crate::store::gradings::AppealRow;
+use crate::usecases::{AppError, Grading, GradingView, LedgerView, RuleKind, reasons_of};
+use jifen_platform::auth::{Principal, TokenVerifier};
+use jifen_platform::grpc as status;
+use jifen_proto::grading::v1 as pb;
+use jifen_proto::grading::v1::grading_service_server::{GradingService, GradingServiceServer};
+use jifen_standard::Grade;
+use std::str::FromStr as _;
+use tonic::{Code, Request, Response, Status};
+use uuid::Uuid;
+
+/// The gRPC face of the grading use-cases.
+#[derive(Clone)]
+pub struct GradingApi {
+    app: Grading,
+    verifier: TokenVerifier,
+}
+
+impl GradingApi {
+    pub fn new(app: Grading, verifier: TokenVerifier) -> Self {
+        Self { app, verifier }
+    }
+
+    pub fn into_service(self) -> GradingServiceServer<Self> {
+        GradingServiceServer::new(self)
+    }
+
+    fn caller<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
+        status::principal(request, &self.verifier)
+    }
+}
+
+/// The one mapping from use-case errors to gRPC statuses (docs/decisions/0001-errors.md).
+pub fn to_status(error: AppError) -> Status {
+    match error {
+        AppError::Invalid(violations) => {
+            status::invalid_argument(violations.into_iter().map(|v| (v.field, v.message)))
+        }
+        AppError::Denied => status::failure(
+            Code::PermissionDenied,
+            "permission_denied",
+            "not allowed for your role and scope",
+        ),
+        AppError::NotFound { field, what } => status::failure_with_fields(
+            Code::NotFound,
+            "not_found",
+            format!("{what} not found"),
+            [(field, format!("{what} not found"))],
+        ),
+        AppError::Rule {
+            kind,
+            code,
+            message,
+            field,
+        } => {
+            let grpc = match kind {
+                RuleKind::Conflict => Code::FailedPrecondition,
+                RuleKind::Unprocessable => Code::OutOfRange,
+            };
+            match field {
+                Some(f) => status::failure_with_fields(grpc, code, message.clone(), [(f, message)]),
+                None => status::failure(grpc, code, message),
+            }
+        }
+        AppError::Db(sea_orm::DbErr::Conn(_) | sea_orm::DbErr::ConnectionAcquire(_)) => {
+            status::failure(
+                Code::Unavailable,
+                "unavailable",
+                "the database is unavailable",
+            )
+        }
+        other => status::internal(&other),
+    }
+}
+
+fn id(field: &'static str, text: &str) -> Result<Uuid, Status> {
+    if text.trim().is_empty() {
+        return Err(status::invalid_argument([(field, "is required")]));
+    }
+    Uuid::parse_str(text.trim()).map_err(|_| status::invalid_argument([(field, "must be a UUID")]))
+}
+
+fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn ledger_pb(v: LedgerView) -> pb::Ledger {
+    pb::Ledger {
+        member_id: v.member_id.to_string(),
+        year: v.year,
+        entries: v
+            .entries
+            .into_iter()
+            .map(|e| pb::LedgerEntry {
+                month: format!("{:04}-{:02}", v.year, e.month),
+                source: if e.source == "branch" {
+                    pb::EntrySource::Branch
+                } else {
+                    pb::EntrySource::Declaration
+                }
+                .into(),
+                r#ref: e.reference.to_string(),
+                item_code: e.item_code,
+                points: e.points,
+                note: e.note,
+            })
+            .collect(),
+        quarters: v
+            .quarters
+            .into_iter()
+            .map(|q| pb::LedgerQuarter {
+                quarter: format!("{:04}-Q{}", v.year, q.quarter),
+                score: q.score,
+                ballots: q.ballots,
+                valid: q.valid,
+            })
+            .collect(),
+        base_points: v.totals.base.tenths(),
+        bonus_points: v.totals.bonus.tenths(),
+        deduction_points: v.totals.deductions.tenths(),
+        evaluation_points: v.totals.evaluation.tenths(),
+        total: v.totals.total.tenths(),
+    }
+}
+
+fn grading_pb(v: GradingView) -> pb::Grading {
+    let latest =
+        |f: fn(&crate::store::gradings::GradingRow) -> Option<chrono::DateTime<chrono::Utc>>| {
+            v.branches
+                .iter()
+                .filter_map(f)
+                .max()
+                .map(rfc3339)
+                .unwrap_or_default()
+        };
+    pb::Grading {
+        org_id: v.org_id.to_string(),
+        year: v.year,
+        status: match v.status.as_str() {
+            "proposed" => pb::GradingStatus::Proposed,
+            "confirmed" => pb::GradingStatus::Confirmed,
+            _ => pb::GradingStatus::Final,
+        }
+        .into(),
+        computed_at: latest(|b| Some(b.computed_at)),
+        confirmed_at: latest(|b| b.confirmed_at),
+        finalizable_at: latest(|b| b.finalizable_at),
+        finalized_at: latest(|b| b.finalized_at),
+        members: v
+            .members
+            .iter()
+            .map(|m| pb::MemberGrade {
+                member_id: m.member_id.to_string(),
+                org_id: m.branch_id.to_string(),
+                total: m.total,
+                declared_points: m.base_points + m.bonus_points + m.deduction_points,
+                evaluation_points: m.evaluation_points,
+                proposed_grade: m.proposed_grade.clone(),
+                grade: m.grade.clone(),
+                reasons: reasons_of(m),
+                override_reason: m.override_reason.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn appeal_pb(a: AppealRow) -> pb::Appeal {
+    pb::Appeal {
+        id: a.id.to_string(),
+        member_id: a.member_id.to_string(),
+        org_id: a.branch_id.to_string(),
+        year: a.year,
+        status: match a.status.as_str() {
+            "open" => pb::AppealStatus::Open,
+            "upheld" => pb::AppealStatus::Upheld,
+            _ => pb::AppealStatus::Changed,
+        }
+        .into(),
+        reason: a.reason,
+        decision_reason: a.decision_reason.unwrap_or_default(),
+        grade: a.grade,
+        filed_at: rfc3339(a.filed_at),
+        decided_at: a.decided_at.map(rfc3339).unwrap_or_default(),
+    }
+}
+
+#[tonic::async_trait]
+impl GradingService for GradingApi {
+    async fn get_ledger(
+        &self,
+        request: Request<pb::GetLedgerRequest>,
+    ) -> Result<Response<pb::Ledger>, Status> {
+        let caller = self.caller(&request)?;
+        let r = request.into_inner();
+        let member = id("member_id", &r.member_id)?;
+        self.app
+            .ledger(&caller, member, r.year)
+            .await
+            .map(|v| Response::new(ledger_pb(v)))
+            .map_err(to_status)
+    }
+
+    async fn compute_grading(
+        &self,
+        request: Request<pb::ComputeGradingRequest>,
+    ) -> Result<Response<pb::Grading>, Status> {
+        let caller = self.caller(&request)?;
+        let r = request.into_inner();
+        let org = id("org_id", &r.org_id)?;
+        self.app
+            .compute(&caller, org, r.year)
+            .await
+            .map(|v| Response::new(grading_pb(v)))
+            .map_err(to_status)
+    }
+
+    async fn get_grading(
+        &self,
+        request: Request<pb::GetGradingRequest>,
+    ) -> Result<Response<pb::Grading>, Status> {
+        let caller = self.caller(&request)?;
+        let r = request.into_inner();
+        let org = id("org_id", &r.org_id)?;
+        self.app
+            .get(&caller, org, r.year)
+            .await
+            .map(|v| Response::new(grading_pb(v)))
+            .map_err(to_status)
+    }
+
+    async fn confirm_grading(
+        &self,
+        request: Request<pb::ConfirmGradingRequest>,
+    ) -> Result<Response<pb::Grading>, Status> {
+        let caller = self.caller(&request)?;
+        let r = request.into_inner();
+        let org = id("org_id", &r.org_id)?;
+        let overrides = r
+            .overrides
+            .into_iter()
+            .map(|o| (o.member_id, o.grade, o.reason))
+            .collect();
+        self.app
+            .confirm(&caller, org, r.year, overrides)
+            .await
+            .map(|v| Response::new(grading_pb(v)))
+            .map_err(to_status)
+    }
+
+    async fn file_appeal(
+        &self,
+        request: Request<pb::FileAppealRequest>,
+    ) -> Result<Response<pb::Appeal>, Status> {
+        let caller = self.caller(&request)?;
+        let r = request.into_inner();
+        let member = id("member_id", &r.member_id)?;
+        self.app
+            .file_appeal(&caller, member, r.year, &r.reason)
+            .await
+            .map(|a| Response::new(appeal_pb(a)))
+            .map_err(to_status)
+    }
+
+    async fn decide_appeal(
+        &self,
+        request: Request<pb::DecideAppealRequest>,
+    ) -> Result<Response<pb::Appeal>, Status> {
+        let caller = self.caller(&request)?;
+        let r = request.into_inner();
+        let appeal = id("appeal_id", &r.appeal_id)?;
+        let change_to = match pb::AppealDecision::try_from(r.decision) {
+            Ok(pb::AppealDecision::Uphold) => None,
+            Ok(pb::AppealDecision::Change) => {
+                let text = r.grade.unwrap_or_default();
+                Some(Grade::from_str(&text).map_err(|_| {
+                    status::invalid_argument([(
+                        "grade",
+                        "a change needs the new grade: excellent, qualified, basically_qualified or unqualified",
+                    )])
+                })?)
+            }
+            _ => {
+                return Err(status::invalid_argument([(
+                    "decision",
+                    "must be one of: uphold, change",
+                )]));
+            }
+        };
+        self.app
+            .decide_appeal(&caller, appeal, change_to, &r.reason)
+            .await
+            .map(|a| Response::new(appeal_pb(a)))
+            .map_err(to_status)
+    }
+
+    async fn finalize_grading(
+        &self,
+        request: Request<pb::FinalizeGradingRequest>,
+    ) -> Result<Response<pb::Grading>, Status> {
+        let caller = self.caller(&request)?;
+        let r = request.into_inner();
+        let org = id("org_id", &r.org_id)?;
+        self.app
+            .finalize(&caller, org, r.year)
+            .await
+            .map(|v| Response::new(grading_pb(v)))
+            .map_err(to_status)
+    }
+}

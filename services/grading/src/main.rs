@@ -1,0 +1,120 @@
+//! `jifen-grading`: serve (default), `migrate`, or the year-end `batch`.
+
+use clap::{Parser, Subcommand};
+use std::io::IsTerminal as _;
+use std::io::Write as _;
+
+#[derive(Parser)]
+#[command(
+    name = "jifen-grading",
+    about = "jifen grading service: points ledger, yearly grading, appeals, year-end batch"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve gRPC and the ops endpoints, consume, relay the outbox (the default).
+    Serve,
+    /// Create the database if needed, apply pending migrations, and exit.
+    Migrate,
+    /// Grade every branch of a subtree for a year (a Kubernetes indexed Job runs one shard per pod).
+    Batch {
+        #[arg(long)]
+        year: i32,
+        /// The organization whose subtree is graded.
+        #[arg(long)]
+        org: uuid::Uuid,
+        /// `i/n`: this pod's part (0 <= i < n); the whole subtree when absent.
+        #[arg(long)]
+        shard: Option<jifen_grading::batch::Shard>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Migrate) => {
+            let core = jifen_platform::settings::CoreSettings::from_env();
+            let guard = jifen_platform::telemetry::init(jifen_grading::SERVICE_NAME, None)?;
+            let name = jifen_grading::database_name();
+            jifen_grading::migrate(&core.database_url, &name)
+                .await?
+                .close()
+                .await?;
+            tracing::info!(database = %name, "migrations applied");
+            guard.shutdown().await;
+            Ok(())
+        }
+        Some(Command::Batch { year, org, shard }) => batch(year, org, shard).await,
+        Some(Command::Serve) | None => {
+            let settings = jifen_grading::Settings::from_env()?;
+            let guard = jifen_platform::telemetry::init(
+                jifen_grading::SERVICE_NAME,
+                settings.otlp_endpoint.as_deref(),
+            )?;
+            let app = jifen_grading::Application::build(settings).await?;
+            let outcome = app
+                .run_until_stopped(jifen_platform::shutdown::on_signal())
+                .await;
+            guard.shutdown().await;
+            outcome
+        }
+    }
+}
+
+/// The batch: a progress line on a terminal, structured progress logs otherwise.
+async fn batch(
+    year: i32,
+    org: uuid::Uuid,
+    shard: Option<jifen_grading::batch::Shard>,
+) -> anyhow::Result<()> {
+    let core = jifen_platform::settings::CoreSettings::from_env();
+    let guard = jifen_platform::telemetry::init(jifen_grading::SERVICE_NAME, None)?;
+    let db = jifen_grading::migrate(&core.database_url, &jifen_grading::database_name()).await?;
+    let grading = jifen_grading::usecases::Grading::new(db, jifen_platform::clock::Clock::system());
+    let shard = shard.unwrap_or(jifen_grading::batch::Shard::ALL);
+    let terminal = std::io::stderr().is_terminal();
+    let started = std::time::Instant::now();
+    let mut last_log = std::time::Instant::now();
+    let mut progress = |done: u64, total: u64| {
+        if terminal {
+            let mut err = std::io::stderr();
+            let _ = write!(
+                err,
+                "\r定级 grading {done}/{total} branches ({:.0?})",
+                started.elapsed()
+            );
+            let _ = err.flush();
+        } else if done == total || last_log.elapsed() >= std::time::Duration::from_secs(5) {
+            last_log = std::time::Instant::now();
+            tracing::info!(
+                done,
+                total,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "batch progress"
+            );
+        }
+    };
+    let outcome = jifen_grading::batch::run(&grading, org, year, shard, &mut progress).await;
+    if terminal {
+        eprintln!();
+    }
+    let report = outcome.map_err(|e| anyhow::anyhow!("batch failed: {e}"))?;
+    tracing::info!(
+        year,
+        %org,
+        shard = %format!("{}/{}", shard.index, shard.count),
+        branches = report.branches,
+        stored = report.stored,
+        unchanged = report.unchanged,
+        settled = report.settled,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "batch done"
+    );
+    guard.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,46 @@
+//! The only module that speaks SQL (schema: `migrations/src/grading/`).
+//!
+//! Every function takes `&impl ConnectionTrait`, so the caller decides the transaction. Rows come
+//! back as plain row structs (enum columns as text); the use-cases turn them into domain values.
+//!
+//! * [`projection`]: what the consumed events build — organizations, members, standards, the
+//!   ledger and quarter results — each guarded by the source aggregate's version;
+//! * [`gradings`]: gradings, members' grades, appeals and the audit trail;
+//! * [`inputs`]: one branch's grading inputs, read in a few set-based statements.
+
+pub mod gradings;
+pub mod inputs;
+pub mod projection;
+
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
+
+/// Key of the advisory lock that serializes start-up migrations between instances.
+const STARTUP_LOCK_KEY: i64 = 0x6a69_6665_6e2d_6772;
+
+/// Takes the start-up advisory lock until the end of the caller's transaction.
+pub async fn lock_startup(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
+    conn.execute_raw(stmt(
+        "SELECT pg_advisory_xact_lock($1)",
+        [STARTUP_LOCK_KEY.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// A PostgreSQL statement with positional values.
+pub(crate) fn stmt(sql: impl Into<String>, values: impl IntoIterator<Item = Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
+/// `($1, $2, …), ($k, …)`: placeholders for `rows` rows of `width` values, starting at `$first`.
+pub(crate) fn placeholders(rows: usize, width: usize, first: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let cols: Vec<String> = (0..width)
+                .map(|c| format!("${}", first + r * width + c))
+                .collect();
+            format!("({})", cols.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}

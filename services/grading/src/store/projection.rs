@@ -1,0 +1,294 @@
+//! The projections fed by events. Every write applies only a newer version of its source
+//! aggregate (organization, member, standard, declaration, branch record, round), so a
+//! redelivered, replayed or reordered event changes nothing (DESIGN.md §4).
+
+use super::stmt;
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
+use uuid::Uuid;
+
+/// An organization as the projection holds it.
+#[derive(Debug, Clone, PartialEq, Eq, FromQueryResult)]
+pub struct OrgRow {
+    pub id: Uuid,
+    pub parent_id: Option<Uuid>,
+    pub name: String,
+    pub kind: String,
+    pub unit_type: String,
+    pub path: String,
+    pub version: i64,
+}
+
+/// A member as the projection holds it.
+#[derive(Debug, Clone, PartialEq, Eq, FromQueryResult)]
+pub struct MemberRow {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub org_path: String,
+    pub name: String,
+    pub category: String,
+    pub status: String,
+    pub exempt: bool,
+    /// `[{"kind", "decided_on"}]`.
+    pub sanctions: serde_json::Value,
+    pub version: i64,
+}
+
+/// Inserts or, when `row.version` is newer, replaces.
+pub async fn upsert_org(conn: &impl ConnectionTrait, row: &OrgRow) -> Result<(), DbErr> {
+    conn.execute_raw(stmt(
+        "INSERT INTO organizations (id, parent_id, name, kind, unit_type, path, version) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (id) DO UPDATE SET parent_id = EXCLUDED.parent_id, name = EXCLUDED.name, \
+         kind = EXCLUDED.kind, unit_type = EXCLUDED.unit_type, path = EXCLUDED.path, \
+         version = EXCLUDED.version WHERE organizations.version < EXCLUDED.version",
+        [
+            row.id.into(),
+            row.parent_id.into(),
+            row.name.clone().into(),
+            row.kind.clone().into(),
+            row.unit_type.clone().into(),
+            row.path.clone().into(),
+            row.version.into(),
+        ],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Inserts or, when `row.version` is newer, replaces.
+pub async fn upsert_member(conn: &impl ConnectionTrait, row: &MemberRow) -> Result<(), DbErr> {
+    conn.execute_raw(stmt(
+        "INSERT INTO members (id, org_id, org_path, name, category, status, exempt, sanctions, version) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (id) DO UPDATE SET org_id = EXCLUDED.org_id, org_path = EXCLUDED.org_path, \
+         name = EXCLUDED.name, category = EXCLUDED.category, status = EXCLUDED.status, \
+         exempt = EXCLUDED.exempt, sanctions = EXCLUDED.sanctions, version = EXCLUDED.version \
+         WHERE members.version < EXCLUDED.version",
+        [
+            row.id.into(),
+            row.org_id.into(),
+            row.org_path.clone().into(),
+            row.name.clone().into(),
+            row.category.clone().into(),
+            row.status.clone().into(),
+            row.exempt.into(),
+            row.sanctions.clone().into(),
+            row.version.into(),
+        ],
+    ))
+    .await?;
+    Ok(())
+}
+
+pub async fn find_org(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option<OrgRow>, DbErr> {
+    OrgRow::find_by_statement(stmt(
+        "SELECT id, parent_id, name, kind, unit_type, path, version FROM organizations WHERE id = $1",
+        [id.into()],
+    ))
+    .one(conn)
+    .await
+}
+
+pub async fn find_member(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<Option<MemberRow>, DbErr> {
+    MemberRow::find_by_statement(stmt(
+        "SELECT id, org_id, org_path, name, category, status, exempt, sanctions, version \
+         FROM members WHERE id = $1",
+        [id.into()],
+    ))
+    .one(conn)
+    .await
+}
+
+/// The branches (党支部) of the subtree of `path` (itself included), ordered by id.
+pub async fn branches_under(conn: &impl ConnectionTrait, path: &str) -> Result<Vec<OrgRow>, DbErr> {
+    OrgRow::find_by_statement(stmt(
+        "SELECT id, parent_id, name, kind, unit_type, path, version FROM organizations \
+         WHERE kind = 'branch' AND path LIKE $1 || '%' ORDER BY id",
+        [path.to_owned().into()],
+    ))
+    .all(conn)
+    .await
+}
+
+/// The newest standard document of `year` (JSON), if one was published.
+pub async fn standard_document(
+    conn: &impl ConnectionTrait,
+    year: i32,
+) -> Result<Option<(i64, String)>, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        version: i64,
+        document: String,
+    }
+    Ok(Row::find_by_statement(stmt(
+        "SELECT version, document FROM standards WHERE year = $1",
+        [year.into()],
+    ))
+    .one(conn)
+    .await?
+    .map(|r| (r.version, r.document)))
+}
+
+/// Stores a newer standard; answers whether it replaced anything.
+pub async fn upsert_standard(
+    conn: &impl ConnectionTrait,
+    year: i32,
+    version: i64,
+    document: &str,
+) -> Result<bool, DbErr> {
+    let done = conn
+        .execute_raw(stmt(
+            "INSERT INTO standards (year, version, document) VALUES ($1, $2, $3) \
+             ON CONFLICT (year) DO UPDATE SET version = EXCLUDED.version, document = EXCLUDED.document \
+             WHERE standards.version < EXCLUDED.version",
+            [year.into(), version.into(), document.to_owned().into()],
+        ))
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Records `version` of the source aggregate `id` when it is newer than the one held; answers
+/// whether the caller should apply it (false: stale or repeated).
+pub async fn advance_source(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+    kind: &str,
+    member_id: Uuid,
+    version: i64,
+) -> Result<bool, DbErr> {
+    let done = conn
+        .execute_raw(stmt(
+            "INSERT INTO source_versions (id, kind, member_id, version) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version, member_id = EXCLUDED.member_id \
+             WHERE source_versions.version < EXCLUDED.version",
+            [id.into(), kind.to_owned().into(), member_id.into(), version.into()],
+        ))
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// One ledger row to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEntry {
+    pub member_id: Uuid,
+    pub year: i32,
+    pub month: u32,
+    pub source: &'static str,
+    pub line: i16,
+    pub item_code: String,
+    pub points: i32,
+    pub note: String,
+}
+
+/// Replaces the ledger rows of the source `reference` by `entries` (none: the source no longer
+/// counts — a declaration not approved, a revoked record).
+pub async fn replace_entries(
+    conn: &impl ConnectionTrait,
+    reference: Uuid,
+    entries: &[NewEntry],
+) -> Result<(), DbErr> {
+    conn.execute_raw(stmt(
+        "DELETE FROM ledger_entries WHERE ref = $1",
+        [reference.into()],
+    ))
+    .await?;
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(entries.len() * 9);
+    for e in entries {
+        values.extend([
+            e.member_id.into(),
+            i16::try_from(e.year).unwrap_or(i16::MAX).into(),
+            i16::try_from(e.month).unwrap_or(i16::MAX).into(),
+            e.source.to_owned().into(),
+            reference.into(),
+            e.line.into(),
+            e.item_code.clone().into(),
+            e.points.into(),
+            e.note.clone().into(),
+        ]);
+    }
+    conn.execute_raw(stmt(
+        format!(
+            "INSERT INTO ledger_entries (member_id, year, month, source, ref, line, item_code, \
+             points, note) VALUES {}",
+            super::placeholders(entries.len(), 9, 1)
+        ),
+        values,
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Records `version` of round `id`; answers whether it is newer than the one held.
+pub async fn advance_round(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+    org_id: Uuid,
+    quarter: &str,
+    version: i64,
+) -> Result<bool, DbErr> {
+    let done = conn
+        .execute_raw(stmt(
+            "INSERT INTO rounds (id, org_id, quarter, version) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version \
+             WHERE rounds.version < EXCLUDED.version",
+            [
+                id.into(),
+                org_id.into(),
+                quarter.to_owned().into(),
+                version.into(),
+            ],
+        ))
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// One member's result in a closed round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewQuarterResult {
+    pub member_id: Uuid,
+    pub score: Option<i32>,
+    pub ballots: i32,
+    pub poor_ballots: i32,
+    pub valid: bool,
+}
+
+/// Replaces the results of round `round_id` (a closed round of `year`'s `quarter`).
+pub async fn replace_quarter_results(
+    conn: &impl ConnectionTrait,
+    round_id: Uuid,
+    year: i32,
+    quarter: u32,
+    closed_at: chrono::DateTime<chrono::Utc>,
+    results: &[NewQuarterResult],
+) -> Result<(), DbErr> {
+    conn.execute_raw(stmt(
+        "DELETE FROM quarter_results WHERE round_id = $1",
+        [round_id.into()],
+    ))
+    .await?;
+    for r in results {
+        conn.execute_raw(stmt(
+            "INSERT INTO quarter_results (member_id, round_id, year, quarter, closed_at, score, \
+             ballots, poor_ballots, valid) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            [
+                r.member_id.into(),
+                round_id.into(),
+                i16::try_from(year).unwrap_or(i16::MAX).into(),
+                i16::try_from(quarter).unwrap_or(i16::MAX).into(),
+                closed_at.into(),
+                r.score.into(),
+                r.ballots.into(),
+                r.poor_ballots.into(),
+                r.valid.into(),
+            ],
+        ))
+        .await?;
+    }
+    Ok(())
+}
