@@ -14,13 +14,15 @@
 //! * [`usecases`]: transactions — authorize, change, stage the event, audit, commit;
 //! * [`grpc`]: `jifen.grading.v1.GradingService` over the use-cases;
 //! * [`events`]: what the service publishes and how it applies what it consumes;
-//! * [`batch`]: `jifen-grading batch` — every branch of a subtree, optionally one shard of it.
+//! * [`batch`]: `jifen-grading batch` — every branch of a subtree, optionally one shard of it;
+//! * [`reconcile`]: `jifen-grading reconcile` — the projection against the declarations service.
 
 pub mod authz;
 pub mod batch;
 pub mod domain;
 pub mod events;
 pub mod grpc;
+pub mod reconcile;
 pub mod store;
 pub mod usecases;
 

@@ -31,6 +31,15 @@ enum Command {
         #[arg(long)]
         shard: Option<jifen_grading::batch::Shard>,
     },
+    /// Compare the ledger projection of a year with the declarations service's own records;
+    /// exit status 1 on any difference.
+    Reconcile {
+        #[arg(long)]
+        year: i32,
+        /// The organization whose subtree is compared (default: every root organization).
+        #[arg(long)]
+        org: Option<uuid::Uuid>,
+    },
 }
 
 #[tokio::main]
@@ -50,6 +59,13 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Batch { year, org, shard }) => batch(year, org, shard).await,
+        Some(Command::Reconcile { year, org }) => {
+            let clean = reconcile(year, org).await?;
+            if !clean {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Some(Command::Serve) | None => {
             let settings = jifen_grading::Settings::from_env()?;
             let guard = jifen_platform::telemetry::init(
@@ -117,4 +133,40 @@ async fn batch(
     );
     guard.shutdown().await;
     Ok(())
+}
+
+/// The reconciliation; answers whether the projection matched everywhere.
+async fn reconcile(year: i32, org: Option<uuid::Uuid>) -> anyhow::Result<bool> {
+    let core = jifen_platform::settings::CoreSettings::from_env();
+    let guard = jifen_platform::telemetry::init(jifen_grading::SERVICE_NAME, None)?;
+    let db = jifen_grading::migrate(&core.database_url, &jifen_grading::database_name()).await?;
+    let signer = jifen_platform::auth::TokenSigner::from_dir(
+        std::path::Path::new(&core.jwt_keys_dir),
+        &jifen_platform::settings::var_or("JIFEN_JWT_SIGNING_KID", "dev"),
+    )?;
+    let url = jifen_platform::settings::var_or("JIFEN_DECLARATIONS_URL", "http://127.0.0.1:50052");
+    let orgs = match org {
+        Some(id) => vec![id],
+        None => jifen_grading::store::projection::roots(&db).await?,
+    };
+    let grading = jifen_grading::usecases::Grading::new(db, jifen_platform::clock::Clock::system());
+    let mut clean = true;
+    for org in orgs {
+        let outcome = jifen_grading::reconcile::run(&grading, &url, &signer, org, year).await?;
+        for d in &outcome.differences {
+            clean = false;
+            println!(
+                "DIFFERENCE member {}: projection (base, bonus, deductions) {:?} vs truth {:?}; missing {:?}; extra {:?}",
+                d.member_id, d.totals.0, d.totals.1, d.missing, d.extra
+            );
+        }
+        println!(
+            "reconciled {year} under {org}: {} members, {} entries, {} differences",
+            outcome.members,
+            outcome.entries,
+            outcome.differences.len()
+        );
+    }
+    guard.shutdown().await;
+    Ok(clean)
 }

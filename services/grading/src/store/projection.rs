@@ -102,6 +102,23 @@ pub async fn find_member(
     .await
 }
 
+/// The root organizations (without a parent).
+pub async fn roots(conn: &impl ConnectionTrait) -> Result<Vec<Uuid>, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        id: Uuid,
+    }
+    Ok(Row::find_by_statement(stmt(
+        "SELECT id FROM organizations WHERE parent_id IS NULL ORDER BY id",
+        [],
+    ))
+    .all(conn)
+    .await?
+    .into_iter()
+    .map(|r| r.id)
+    .collect())
+}
+
 /// The branches (党支部) of the subtree of `path` (itself included), ordered by id.
 pub async fn branches_under(conn: &impl ConnectionTrait, path: &str) -> Result<Vec<OrgRow>, DbErr> {
     OrgRow::find_by_statement(stmt(
