@@ -12,6 +12,13 @@ pub struct Cluster {
     /// Held so the child processes live as long as the cluster (they are killed on drop).
     _members: ServiceProcess,
     _declarations: ServiceProcess,
+    _evaluations: ServiceProcess,
+    /// The grading service: tests kill and restart it ([`Cluster::restart_grading`]).
+    pub grading: ServiceProcess,
+    pub grading_ops: String,
+    /// The grading database (server URL, name) and the declarations one, for SQL checks.
+    pub grading_db: (String, String),
+    pub declarations_db: (String, String),
     _gateway: ServiceProcess,
     pub env: Vec<(String, String)>,
     pub bus_prefix: String,
@@ -26,6 +33,14 @@ impl Cluster {
         let decl_db = jifen_testkit::fresh_database(&format!("{label}_decl"))
             .await
             .unwrap();
+        let eval_db = jifen_testkit::fresh_database(&format!("{label}_eval"))
+            .await
+            .unwrap();
+        let grading_db = jifen_testkit::fresh_database(&format!("{label}_grad"))
+            .await
+            .unwrap();
+        let mut code_key = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut code_key);
         let bus_prefix = jifen_testkit::unique_prefix(label);
         let dir = tempfile::tempdir().unwrap();
         jifen_platform::auth::ensure_key_pair(dir.path(), "e2e").unwrap();
@@ -37,6 +52,8 @@ impl Cluster {
             free_port().unwrap(),
         );
         let (decl_grpc, decl_ops) = (free_port().unwrap(), free_port().unwrap());
+        let (eval_grpc, eval_ops) = (free_port().unwrap(), free_port().unwrap());
+        let (grad_grpc, grad_ops) = (free_port().unwrap(), free_port().unwrap());
         let env: Vec<(String, String)> = [
             ("JIFEN_DATABASE_URL", db.server_url.clone()),
             ("JIFEN_MEMBERS_DATABASE", db.name.clone()),
@@ -72,6 +89,27 @@ impl Cluster {
                 "JIFEN_EVIDENCE_DIR",
                 dir.path().join("evidence").display().to_string(),
             ),
+            ("JIFEN_EVALUATIONS_DATABASE", eval_db.name.clone()),
+            (
+                "JIFEN_EVALUATIONS_CODE_KEY",
+                base64::engine::general_purpose::STANDARD.encode(code_key),
+            ),
+            (
+                "JIFEN_EVALUATIONS_GRPC_ADDR",
+                format!("127.0.0.1:{eval_grpc}"),
+            ),
+            (
+                "JIFEN_EVALUATIONS_OPS_ADDR",
+                format!("127.0.0.1:{eval_ops}"),
+            ),
+            (
+                "JIFEN_EVALUATIONS_URL",
+                format!("http://127.0.0.1:{eval_grpc}"),
+            ),
+            ("JIFEN_GRADING_DATABASE", grading_db.name.clone()),
+            ("JIFEN_GRADING_GRPC_ADDR", format!("127.0.0.1:{grad_grpc}")),
+            ("JIFEN_GRADING_OPS_ADDR", format!("127.0.0.1:{grad_ops}")),
+            ("JIFEN_GRADING_URL", format!("http://127.0.0.1:{grad_grpc}")),
             ("JIFEN_GATEWAY_ADDR", format!("127.0.0.1:{gw}")),
             ("JIFEN_RATE_LIMIT_PER_MINUTE", "100000".into()),
             ("RUST_LOG", "info".into()),
@@ -80,15 +118,8 @@ impl Cluster {
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
         let http = reqwest::Client::new();
-        let members = ServiceProcess::spawn(
-            &workspace_binary("jifen-members").unwrap(),
-            &[],
-            &env,
-            dir.path().join("members.log"),
-        )
-        .unwrap();
-        let members_ops = format!("http://127.0.0.1:{ops}");
-        wait_ready(&http, &format!("{members_ops}/readyz"), &members).await;
+        // The consumers first: their queues are bound before the members service publishes
+        // its first event (the root organization).
         let declarations = ServiceProcess::spawn(
             &workspace_binary("jifen-declarations").unwrap(),
             &[],
@@ -102,6 +133,31 @@ impl Cluster {
             &declarations,
         )
         .await;
+        let evaluations = ServiceProcess::spawn(
+            &workspace_binary("jifen-evaluations").unwrap(),
+            &[],
+            &env,
+            dir.path().join("evaluations.log"),
+        )
+        .unwrap();
+        wait_ready(
+            &http,
+            &format!("http://127.0.0.1:{eval_ops}/readyz"),
+            &evaluations,
+        )
+        .await;
+        let grading_ops = format!("http://127.0.0.1:{grad_ops}");
+        let grading = spawn_grading(&env, dir.path(), 0);
+        wait_ready(&http, &format!("{grading_ops}/readyz"), &grading).await;
+        let members = ServiceProcess::spawn(
+            &workspace_binary("jifen-members").unwrap(),
+            &[],
+            &env,
+            dir.path().join("members.log"),
+        )
+        .unwrap();
+        let members_ops = format!("http://127.0.0.1:{ops}");
+        wait_ready(&http, &format!("{members_ops}/readyz"), &members).await;
         let gateway = ServiceProcess::spawn(
             &workspace_binary("jifen-gateway").unwrap(),
             &[],
@@ -116,11 +172,37 @@ impl Cluster {
             http,
             _members: members,
             _declarations: declarations,
+            _evaluations: evaluations,
+            grading,
+            grading_ops,
+            grading_db: (grading_db.server_url.clone(), grading_db.name.clone()),
+            declarations_db: (decl_db.server_url.clone(), decl_db.name.clone()),
             _gateway: gateway,
             env,
             bus_prefix,
             _dir: dir,
         }
+    }
+
+    /// Starts the grading service again (after a test killed it) and waits until it is ready.
+    pub async fn restart_grading(&mut self, generation: u32) {
+        self.grading = spawn_grading(&self.env, self._dir.path(), generation);
+        wait_ready(
+            &self.http,
+            &format!("{}/readyz", self.grading_ops),
+            &self.grading,
+        )
+        .await;
+    }
+
+    /// Runs `jifen-grading <args>` to completion with the cluster's environment.
+    pub async fn grading_command(&self, args: &[&str]) -> std::process::Output {
+        tokio::process::Command::new(workspace_binary("jifen-grading").unwrap())
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .await
+            .unwrap()
     }
 
     /// Runs `jifen-members <args>` to completion with the cluster's environment.
@@ -199,6 +281,20 @@ impl Cluster {
         let status = res.status().as_u16();
         (status, res.json().await.unwrap_or(serde_json::Value::Null))
     }
+}
+
+fn spawn_grading(
+    env: &[(String, String)],
+    dir: &std::path::Path,
+    generation: u32,
+) -> ServiceProcess {
+    ServiceProcess::spawn(
+        &workspace_binary("jifen-grading").unwrap(),
+        &[],
+        env,
+        dir.join(format!("grading-{generation}.log")),
+    )
+    .unwrap()
 }
 
 async fn wait_ready(http: &reqwest::Client, url: &str, process: &ServiceProcess) {

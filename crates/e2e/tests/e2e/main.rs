@@ -1,8 +1,9 @@
 //! End-to-end tests: the cluster as `make run` starts it (the built `jifen-members`,
-//! `jifen-declarations` and `jifen-gateway` binaries, configured by environment variables), spoken to over HTTP only.
+//! `jifen-declarations`, `jifen-evaluations`, `jifen-grading` and `jifen-gateway` binaries, configured by environment variables), spoken to over HTTP only.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cluster;
 mod declarations;
 mod demo;
 mod events;
+mod grading;
