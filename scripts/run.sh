@@ -55,13 +55,17 @@ wait_ready() { # name url
   echo "$1 is not ready after 60s; see $RUN/logs/$1.log"; exit 1
 }
 
-start members "$BIN/jifen-members"
-wait_ready members "http://${JIFEN_MEMBERS_OPS_ADDR:-127.0.0.1:9101}/readyz"
+# The consumers first, so their queues are bound before the members service publishes the demo
+# city; then members.
 export JIFEN_EVIDENCE_DIR=${JIFEN_EVIDENCE_DIR:-$PWD/$RUN/evidence}
 start declarations "$BIN/jifen-declarations"
 wait_ready declarations "http://${JIFEN_DECLARATIONS_OPS_ADDR:-127.0.0.1:9102}/readyz"
 start evaluations "$BIN/jifen-evaluations"
 wait_ready evaluations "http://${JIFEN_EVALUATIONS_OPS_ADDR:-127.0.0.1:9103}/readyz"
+start grading "$BIN/jifen-grading"
+wait_ready grading "http://${JIFEN_GRADING_OPS_ADDR:-127.0.0.1:9104}/readyz"
+start members "$BIN/jifen-members"
+wait_ready members "http://${JIFEN_MEMBERS_OPS_ADDR:-127.0.0.1:9101}/readyz"
 start gateway "$BIN/jifen-gateway"
 wait_ready gateway "http://$GATEWAY_ADDR/readyz"
 
@@ -75,6 +79,8 @@ cat <<INFO
     members      gRPC 127.0.0.1:50051, ops http://127.0.0.1:9101/metrics
     declarations gRPC 127.0.0.1:50052, ops http://127.0.0.1:9102/metrics (evidence in $JIFEN_EVIDENCE_DIR)
     evaluations  gRPC 127.0.0.1:50053, ops http://127.0.0.1:9103/metrics
+    grading      gRPC 127.0.0.1:50054, ops http://127.0.0.1:9104/metrics
+                 (year-end batch: $BIN/jifen-grading batch --year 2026 --org <org id> [--shard i/n])
     admin login  username admin, password $JIFEN_BOOTSTRAP_ADMIN_PASSWORD
     demo member  username demo0001 … demo1000, password jifen-demo
     logs         $RUN/logs/

@@ -1,0 +1,7 @@
+//! Tests of the grading service against real PostgreSQL and RabbitMQ: events published through a
+//! real outbox relay, consumed by the service running in-process.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod batch;
+mod helpers;
+mod replay;
