@@ -8,6 +8,7 @@ use crate::problem::Problem;
 use jifen_platform::grpc::TraceInjector;
 use jifen_proto::declarations::v1::declarations_service_client::DeclarationsServiceClient;
 use jifen_proto::evaluations::v1::evaluations_service_client::EvaluationsServiceClient;
+use jifen_proto::grading::v1::grading_service_client::GradingServiceClient;
 use jifen_proto::members::v1::members_service_client::MembersServiceClient;
 use std::time::Duration;
 use tonic::service::interceptor::InterceptedService;
@@ -27,6 +28,12 @@ pub const MEMBERS_SERVICE: &str = "jifen.members.v1.MembersService";
 
 /// The fully qualified name the declarations service registers with `grpc.health.v1`.
 pub const DECLARATIONS_SERVICE: &str = "jifen.declarations.v1.DeclarationsService";
+
+/// The fully qualified name the evaluations service registers with `grpc.health.v1`.
+pub const EVALUATIONS_SERVICE: &str = "jifen.evaluations.v1.EvaluationsService";
+
+/// The fully qualified name the grading service registers with `grpc.health.v1`.
+pub const GRADING_SERVICE: &str = "jifen.grading.v1.GradingService";
 
 /// Largest gRPC message the gateway sends to or accepts from the declarations service: an
 /// evidence file (at most 24 MiB, the service's own ceiling) plus its envelope.
@@ -129,22 +136,52 @@ pub struct Evaluations {
 impl Evaluations {
     /// Connects on first use, so the gateway starts (and answers 503) while the service is down.
     pub fn connect_lazy(url: &str) -> anyhow::Result<Self> {
-        let channel = Endpoint::from_shared(url.to_owned())?
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(15))
-            .tcp_nodelay(true)
-            .connect_lazy();
-        Ok(Self { channel })
+        Ok(Self {
+            channel: lazy_channel(url)?,
+        })
     }
 
     /// A client that calls as the holder of `token`.
     pub fn with_token(&self, token: &str) -> Result<EvaluationsClient, Problem> {
-        let injector = TraceInjector::with_bearer(token).map_err(|_| {
-            Problem::unauthenticated("invalid_token", "the token is not valid metadata")
-        })?;
         Ok(EvaluationsServiceClient::with_interceptor(
             self.channel.clone(),
-            injector,
+            injector(token)?,
         ))
+    }
+
+    /// Whether the service answers its health check with SERVING (within one second).
+    pub async fn serving(&self) -> bool {
+        serving(&self.channel, EVALUATIONS_SERVICE).await
+    }
+}
+
+/// The grading service client type handed to handlers.
+pub type GradingClient = GradingServiceClient<InterceptedService<Channel, TraceInjector>>;
+
+/// A lazily connected channel to the grading service, shared by every request.
+#[derive(Clone, Debug)]
+pub struct Grading {
+    channel: Channel,
+}
+
+impl Grading {
+    /// Connects on first use, so the gateway starts (and answers 503) while the service is down.
+    pub fn connect_lazy(url: &str) -> anyhow::Result<Self> {
+        Ok(Self {
+            channel: lazy_channel(url)?,
+        })
+    }
+
+    /// A client that calls as the holder of `token`.
+    pub fn with_token(&self, token: &str) -> Result<GradingClient, Problem> {
+        Ok(GradingServiceClient::with_interceptor(
+            self.channel.clone(),
+            injector(token)?,
+        ))
+    }
+
+    /// Whether the service answers its health check with SERVING (within one second).
+    pub async fn serving(&self) -> bool {
+        serving(&self.channel, GRADING_SERVICE).await
     }
 }

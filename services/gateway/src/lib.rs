@@ -45,6 +45,8 @@ pub struct Settings {
     pub declarations_url: String,
     /// `JIFEN_EVALUATIONS_URL` (default `http://127.0.0.1:50053`).
     pub evaluations_url: String,
+    /// `JIFEN_GRADING_URL` (default `http://127.0.0.1:50054`).
+    pub grading_url: String,
     /// `JIFEN_REDIS_URL`.
     pub redis_url: String,
     /// Prepended to every Redis key (`JIFEN_REDIS_PREFIX`, default `jifen:`).
@@ -93,6 +95,7 @@ impl Settings {
             members_url: var_or("JIFEN_MEMBERS_URL", "http://127.0.0.1:50051"),
             declarations_url: var_or("JIFEN_DECLARATIONS_URL", "http://127.0.0.1:50052"),
             evaluations_url: var_or("JIFEN_EVALUATIONS_URL", "http://127.0.0.1:50053"),
+            grading_url: var_or("JIFEN_GRADING_URL", "http://127.0.0.1:50054"),
             redis_url: core.redis_url,
             redis_prefix: var_or("JIFEN_REDIS_PREFIX", "jifen:"),
             signer,
@@ -120,6 +123,7 @@ impl Settings {
             members_url: "http://127.0.0.1:50051".into(),
             declarations_url: "http://127.0.0.1:50052".into(),
             evaluations_url: "http://127.0.0.1:50053".into(),
+            grading_url: "http://127.0.0.1:50054".into(),
             redis_url: "redis://127.0.0.1:6379".into(),
             redis_prefix: "jifen:".into(),
             signer,
@@ -174,6 +178,9 @@ impl Settings {
                 "must be an http:// or https:// URL",
             );
         }
+        if !is_url(&self.grading_url) {
+            return bad("JIFEN_GRADING_URL", "must be an http:// or https:// URL");
+        }
         Ok(())
     }
 }
@@ -202,10 +209,13 @@ impl Application {
             .context("JIFEN_DECLARATIONS_URL")?;
         let evaluations = clients::Evaluations::connect_lazy(&settings.evaluations_url)
             .context("JIFEN_EVALUATIONS_URL")?;
+        let grading =
+            clients::Grading::connect_lazy(&settings.grading_url).context("JIFEN_GRADING_URL")?;
         let state = state::AppState::new(state::StateParts {
             members,
             declarations,
             evaluations,
+            grading,
             redis,
             redis_prefix: settings.redis_prefix,
             signer: settings.signer,
@@ -245,5 +255,48 @@ impl Application {
         .with_graceful_shutdown(async move { cancel.cancelled().await })
         .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn settings() -> Settings {
+        let (private, public) = jifen_platform::auth::generate_key_pair().unwrap();
+        Settings::with_keys(
+            TokenSigner::from_pem("dev", &private).unwrap(),
+            TokenVerifier::from_pems([("dev", public.as_str())]).unwrap(),
+        )
+    }
+
+    /// Spoils one setting.
+    type Spoil = fn(&mut Settings);
+
+    #[test]
+    fn every_service_url_is_validated() {
+        let good = settings();
+        assert!(good.validate().is_ok());
+        assert_eq!(good.grading_url, "http://127.0.0.1:50054");
+        let cases: [(&str, Spoil); 4] = [
+            ("JIFEN_MEMBERS_URL", |s| {
+                s.members_url = "127.0.0.1:1".into()
+            }),
+            ("JIFEN_DECLARATIONS_URL", |s| {
+                s.declarations_url = "ftp://x".into();
+            }),
+            ("JIFEN_EVALUATIONS_URL", |s| {
+                s.evaluations_url = String::new()
+            }),
+            ("JIFEN_GRADING_URL", |s| {
+                s.grading_url = "grading:50054".into()
+            }),
+        ];
+        for (name, spoil) in cases {
+            let mut s = good.clone();
+            spoil(&mut s);
+            assert_eq!(s.validate().unwrap_err().name, name);
+        }
     }
 }

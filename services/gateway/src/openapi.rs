@@ -31,6 +31,10 @@ use utoipa::openapi::{Content, OpenApi, Ref, RefOr, ResponseBuilder};
         crate::routes::branch::revoke_branch_record,
         crate::routes::branch::reopen_period,
         crate::routes::evaluations::close_round,
+        crate::routes::grading::compute_grading,
+        crate::routes::grading::confirm_grading,
+        crate::routes::grading::finalize_grading,
+        crate::routes::grading::decide_appeal,
     ),
     components(schemas(ProblemBody, problem::FieldError)),
     modifiers(&Security),
@@ -43,6 +47,7 @@ use utoipa::openapi::{Content, OpenApi, Ref, RefOr, ResponseBuilder};
         (name = "branch records", description = "Branch-recorded points and reopened months (支部记录、补报)"),
         (name = "evidence", description = "Evidence files (证明材料)"),
         (name = "evaluations", description = "Quarterly mass evaluation 群众评议: rounds, invitation codes, ballots, results"),
+        (name = "grading", description = "The points ledger 积分台账 and the yearly grading 年度组织定级: proposals, confirmation, appeals 申诉, finalization"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]

@@ -1,7 +1,8 @@
 //! The state every handler and middleware shares: clients, Redis, keys and limits.
 
 use crate::clients::{
-    Declarations, DeclarationsClient, Evaluations, EvaluationsClient, Members, MembersClient,
+    Declarations, DeclarationsClient, Evaluations, EvaluationsClient, Grading, GradingClient,
+    Members, MembersClient,
 };
 use crate::problem::Problem;
 use jifen_platform::auth::{TokenSigner, TokenVerifier};
@@ -18,6 +19,7 @@ pub struct StateParts {
     pub members: Members,
     pub declarations: Declarations,
     pub evaluations: Evaluations,
+    pub grading: Grading,
     pub redis: ConnectionManager,
     pub redis_prefix: String,
     pub signer: TokenSigner,
@@ -80,6 +82,15 @@ impl AppState {
             .service_token("gateway")
             .map_err(|e| Problem::internal(&e))?;
         self.p().evaluations.with_token(&token)
+    }
+
+    pub fn grading(&self) -> &Grading {
+        &self.p().grading
+    }
+
+    /// A grading client calling as the holder of `token`.
+    pub fn grading_as(&self, token: &str) -> Result<GradingClient, Problem> {
+        self.p().grading.with_token(token)
     }
 
     /// A Redis connection (a cheap clone of the multiplexed manager).

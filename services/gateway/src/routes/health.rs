@@ -1,5 +1,6 @@
 //! Operational endpoints: `/healthz` (the process is up), `/readyz` (Redis answers PING and the
-//! members and declarations services report SERVING) and `/metrics` (Prometheus text format).
+//! members, declarations, evaluations and grading services report SERVING) and `/metrics`
+//! (Prometheus text format).
 
 use crate::problem::Problem;
 use crate::state::AppState;
@@ -45,23 +46,30 @@ async fn redis_answers(state: &AppState) -> bool {
     ),
 )]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, Problem> {
-    let (redis, members, declarations) = tokio::join!(
+    let (redis, members, declarations, evaluations, grading) = tokio::join!(
         redis_answers(&state),
         state.members().serving(),
-        state.declarations().serving()
+        state.declarations().serving(),
+        state.evaluations().serving(),
+        state.grading().serving(),
     );
-    if redis && members && declarations {
+    let down: Vec<(&str, &str)> = [
+        (redis, "redis", "does not answer PING"),
+        (members, "members", "is not SERVING"),
+        (declarations, "declarations", "is not SERVING"),
+        (evaluations, "evaluations", "is not SERVING"),
+        (grading, "grading", "is not SERVING"),
+    ]
+    .into_iter()
+    .filter(|(up, _, _)| !up)
+    .map(|(_, name, message)| (name, message))
+    .collect();
+    if down.is_empty() {
         return Ok(Json(Health { status: "ready" }));
     }
     let mut problem = Problem::unavailable("not ready");
-    if !redis {
-        problem = problem.with_field("redis", "does not answer PING");
-    }
-    if !members {
-        problem = problem.with_field("members", "is not SERVING");
-    }
-    if !declarations {
-        problem = problem.with_field("declarations", "is not SERVING");
+    for (name, message) in down {
+        problem = problem.with_field(name, message);
     }
     Err(problem)
 }

@@ -9,6 +9,7 @@ pub mod branch;
 pub mod declarations;
 pub mod evaluations;
 pub mod evidence;
+pub mod grading;
 pub mod health;
 pub mod members;
 pub mod orgs;
@@ -105,6 +106,16 @@ pub fn api_with(evidence_max_bytes: usize) -> (Router<AppState>, utoipa::openapi
         .routes(routes!(evaluations::issue_invitations))
         .routes(routes!(evaluations::get_ballot))
         .routes(routes!(evaluations::cast_ballot))
+        .routes(routes!(grading::get_ledger))
+        .routes(routes!(grading::get_grading))
+        // `{year}:compute`, `{year}:confirm`, `{year}:finalize`: see `grading::grading_action`.
+        .route(
+            "/api/v1/orgs/{id}/gradings/{year}",
+            post(grading::grading_action),
+        )
+        .routes(routes!(grading::file_appeal))
+        // `{id}:decide`: see `grading::appeal_action`.
+        .route("/api/v1/appeals/{id}", post(grading::appeal_action))
         .split_for_parts();
     openapi::add_problem_responses(&mut doc);
     (router, doc)
@@ -165,6 +176,10 @@ mod tests {
             "/api/v1/branch-records/{id}:revoke",
             "/api/v1/orgs/{id}/periods/{month}:reopen",
             "/api/v1/orgs/{id}/declarations:batch-approve",
+            "/api/v1/orgs/{id}/gradings/{year}:compute",
+            "/api/v1/orgs/{id}/gradings/{year}:confirm",
+            "/api/v1/orgs/{id}/gradings/{year}:finalize",
+            "/api/v1/appeals/{id}:decide",
         ] {
             let op = &paths[custom]["post"];
             assert!(op.is_object(), "{custom}");

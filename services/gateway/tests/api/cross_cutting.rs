@@ -195,7 +195,7 @@ async fn every_answer_carries_a_request_id() {
 
 /// Every path of API.md's "Health and identity", "Organizations and members", "The standard" and
 /// "Monthly declarations" sections that the gateway serves today, and its extensions.
-const API_PATHS: [(&str, &str); 33] = [
+const API_PATHS: [(&str, &str); 40] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("post", "/api/v1/auth/login"),
@@ -229,6 +229,13 @@ const API_PATHS: [(&str, &str); 33] = [
     ("post", "/api/v1/orgs/{id}/periods/{month}:reopen"),
     ("post", "/api/v1/evidence"),
     ("get", "/api/v1/evidence/{reference}"),
+    ("get", "/api/v1/members/{id}/ledger"),
+    ("post", "/api/v1/orgs/{id}/gradings/{year}:compute"),
+    ("get", "/api/v1/orgs/{id}/gradings/{year}"),
+    ("post", "/api/v1/orgs/{id}/gradings/{year}:confirm"),
+    ("post", "/api/v1/members/{id}/gradings/{year}/appeals"),
+    ("post", "/api/v1/appeals/{id}:decide"),
+    ("post", "/api/v1/orgs/{id}/gradings/{year}:finalize"),
 ];
 
 #[tokio::test(flavor = "multi_thread")]
@@ -281,6 +288,16 @@ async fn openapi_document_lists_every_api_path() {
         "Reopening",
         "Evidence",
         "BatchApproveResult",
+        "Ledger",
+        "LedgerEntry",
+        "LedgerQuarter",
+        "Grading",
+        "MemberGrade",
+        "ConfirmGrading",
+        "GradeOverride",
+        "Appeal",
+        "FileAppeal",
+        "DecideAppeal",
     ] {
         assert!(
             doc["components"]["schemas"][schema].is_object(),
@@ -301,6 +318,42 @@ async fn openapi_document_lists_every_api_path() {
     assert!(upload["multipart/form-data"].is_object(), "{upload}");
     let points = &doc["components"]["schemas"]["StandardItem"]["properties"]["points"]["type"];
     assert_eq!(points, "number");
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["Grade"]["enum"],
+        json!([
+            "excellent",
+            "qualified",
+            "basically_qualified",
+            "unqualified"
+        ])
+    );
+    assert_eq!(
+        schemas["GradingStatus"]["enum"],
+        json!(["proposed", "confirmed", "final"])
+    );
+    assert_eq!(
+        schemas["AppealStatus"]["enum"],
+        json!(["open", "upheld", "changed"])
+    );
+    assert_eq!(
+        schemas["AppealDecision"]["enum"],
+        json!(["uphold", "change"])
+    );
+    assert_eq!(
+        schemas["EntrySource"]["enum"],
+        json!(["declaration", "branch"])
+    );
+    assert!(schemas["LedgerEntry"]["properties"]["ref"].is_object());
+    assert_eq!(schemas["Ledger"]["properties"]["total"]["type"], "number");
+    let year = &doc["paths"]["/api/v1/members/{id}/ledger"]["get"]["parameters"];
+    assert!(
+        year.as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "year" && p["in"] == "query"),
+        "{year}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -331,6 +384,8 @@ async fn a_dependency_down_is_503_not_500() {
     // Nothing listens on the discard port.
     settings.members_url = "http://127.0.0.1:9".into();
     settings.declarations_url = "http://127.0.0.1:9".into();
+    settings.evaluations_url = "http://127.0.0.1:9".into();
+    settings.grading_url = "http://127.0.0.1:9".into();
     settings.redis_url = jifen_testkit::redis_url();
     settings.redis_prefix = format!("{}:", jifen_testkit::unique_prefix("gw"));
     let gateway = jifen_gateway::Application::build(settings).await.unwrap();
@@ -344,6 +399,8 @@ async fn a_dependency_down_is_503_not_500() {
     let body: Value = r.json().await.unwrap();
     assert_problem(status, &body, 503, "unavailable", Some("members"));
     assert_problem(status, &body, 503, "unavailable", Some("declarations"));
+    assert_problem(status, &body, 503, "unavailable", Some("evaluations"));
+    assert_problem(status, &body, 503, "unavailable", Some("grading"));
     assert_eq!(body["title"], "服务暂不可用");
     let r = client
         .post(format!("{base}/api/v1/auth/login"))

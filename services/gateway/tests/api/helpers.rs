@@ -1,7 +1,8 @@
-//! `spawn_app()`: real members, declarations and evaluations services (each with a fresh
-//! database, sharing one unique bus prefix so the replicas of members are fed) and the gateway
-//! (unique Redis prefix), all in-process on port 0, with generated JWT keys; and HTTP helpers.
-//! The declarations service runs on a manual clock ([`TestApp::clock`]) that starts at [`START`].
+//! `spawn_app()`: real members, declarations, evaluations and grading services (each with a fresh
+//! database, sharing one unique bus prefix so the replicas and projections are fed) and the
+//! gateway (unique Redis prefix), all in-process on port 0, with generated JWT keys; and HTTP
+//! helpers. The declarations and grading services share one manual clock ([`TestApp::clock`])
+//! that starts at [`START`].
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 use jifen_gateway::Settings;
@@ -27,6 +28,10 @@ pub const MONTH: &str = "2026-03";
 /// How long a test waits for an event to reach the declarations service's replica.
 pub const REPLICA_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// How long a test waits for events to reach the grading service's projections (generous: the
+/// whole suite shares two cores with parallel tests).
+pub const PROJECTION_DEADLINE: std::time::Duration = std::time::Duration::from_secs(90);
+
 pub struct TestApp {
     /// `http://127.0.0.1:<port>`.
     pub base: String,
@@ -38,10 +43,12 @@ pub struct TestApp {
     /// Signs tokens the way the gateway does (for evaluator tokens etc.).
     pub signer: TokenSigner,
     pub redis_prefix: String,
-    /// The declarations service's clock (manual; `set`/`advance` it).
+    /// The clock of the declarations and grading services (manual, shared; `set`/`advance` it).
     pub clock: jifen_declarations::Clock,
     /// The evaluations service's database (to wait for its replica).
     pub evaluations_db: sea_orm::DatabaseConnection,
+    /// The grading service's database (its projections).
+    pub grading_db: sea_orm::DatabaseConnection,
     bus: jifen_eventbus::BusConfig,
     cancel: CancellationToken,
     _keys: tempfile::TempDir,
@@ -57,6 +64,7 @@ impl Drop for TestApp {
                 "evaluations.members-replica",
                 "evaluations.standards",
                 "declarations.members-replica",
+                "grading.projections",
             ],
         );
     }
@@ -125,7 +133,7 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-/// Starts both services; `adjust` may change the gateway settings.
+/// Starts every service and the gateway; `adjust` may change the gateway settings.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     init_telemetry();
     let keys = tempfile::tempdir().unwrap();
@@ -156,6 +164,23 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let evaluations_db = evaluations.db().clone();
     let bus_for_cleanup = bus.clone();
 
+    // The grading service too, on the clock the declarations service gets (a clone shares the
+    // instant): its projections queue is bound before anything is published.
+    let clock = jifen_declarations::Clock::manual(START.parse().unwrap());
+    let grading_database = jifen_testkit::fresh_database("gwgr").await.unwrap();
+    let mut grading_settings = jifen_grading::Settings::for_tests(
+        grading_database.server_url.clone(),
+        grading_database.name.clone(),
+        bus.clone(),
+        verifier.clone(),
+    );
+    grading_settings.clock = clock.clone();
+    let grading = jifen_grading::Application::build(grading_settings)
+        .await
+        .unwrap();
+    let grading_url = format!("http://{}", grading.grpc_addr());
+    let grading_db = grading.db().clone();
+
     let mut pii = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut pii);
     let members_settings = jifen_members::Settings::for_tests(
@@ -174,7 +199,6 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     // sees every members event from the root organization on.
     let declarations_db = jifen_testkit::fresh_database("gwd").await.unwrap();
     let evidence = tempfile::tempdir().unwrap();
-    let clock = jifen_declarations::Clock::manual(START.parse().unwrap());
     let mut declarations_settings = jifen_declarations::Settings::for_tests(
         declarations_db.server_url.clone(),
         declarations_db.name.clone(),
@@ -213,6 +237,14 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
             }
         }
     });
+    tokio::spawn({
+        let cancel = cancel.clone();
+        async move {
+            if let Err(e) = grading.run_until_stopped(cancel).await {
+                eprintln!("grading service stopped: {e:#}");
+            }
+        }
+    });
 
     let redis_prefix = format!("{}:", jifen_testkit::unique_prefix("gw"));
     let mut settings = Settings::with_keys(signer.clone(), verifier);
@@ -220,6 +252,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     settings.members_url = members_url;
     settings.declarations_url = declarations_url;
     settings.evaluations_url = evaluations_url;
+    settings.grading_url = grading_url;
     settings.redis_url = jifen_testkit::redis_url();
     settings.redis_prefix = redis_prefix.clone();
     adjust(&mut settings);
@@ -243,6 +276,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         redis_prefix,
         clock,
         evaluations_db,
+        grading_db,
         bus: bus_for_cleanup,
         cancel,
         _keys: keys,
@@ -375,6 +409,28 @@ impl TestApp {
     pub async fn wait_org(&self, org_id: &str) {
         self.wait_replicated(&format!("/api/v1/orgs/{org_id}/declarations"))
             .await;
+    }
+
+    /// Polls the member's ledger of `year` as the admin until the grading service knows the
+    /// member and holds at least `entries` entries; answers the ledger.
+    pub async fn wait_ledger(&self, member_id: &str, year: i32, entries: usize) -> Value {
+        let path = format!("/api/v1/members/{member_id}/ledger?year={year}");
+        let deadline = tokio::time::Instant::now() + PROJECTION_DEADLINE;
+        loop {
+            let (status, body) = self.get(&path, Some(&self.admin_token)).await;
+            if status == StatusCode::OK
+                && body["entries"]
+                    .as_array()
+                    .is_some_and(|e| e.len() >= entries)
+            {
+                return body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{path}: no {entries} entries after {PROJECTION_DEADLINE:?}: {status} {body}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 
     pub async fn login(&self, username: &str, password: &str) -> String {

@@ -1,5 +1,5 @@
-//! The gateway through HTTP only, against a real members service, a real declarations service,
-//! PostgreSQL, RabbitMQ and Redis.
+//! The gateway through HTTP only, against real members, declarations, evaluations and grading
+//! services, PostgreSQL, RabbitMQ and Redis.
 
 mod authz;
 mod bad_input;
@@ -7,6 +7,7 @@ mod cross_cutting;
 mod declarations;
 mod evaluations;
 mod evidence;
+mod grading;
 mod helpers;
 mod identity;
 mod orgs_members;
