@@ -53,6 +53,18 @@ ensure_postgres() {
   wait_for PostgreSQL 30 pg_ready
 }
 
+# The test suite runs several whole clusters side by side (five services, each with a pool):
+# Debian's default of 100 connections is too few. Raised once, with a restart.
+PG_MAX_CONNECTIONS=400
+ensure_pg_connections() {
+  local now; now=$(pg_sql -tAc "SHOW max_connections")
+  if [ "${now:-0}" -ge "$PG_MAX_CONNECTIONS" ]; then return; fi
+  log "raising PostgreSQL max_connections from $now to $PG_MAX_CONNECTIONS (restart)"
+  pg_sql -c "ALTER SYSTEM SET max_connections = $PG_MAX_CONNECTIONS"
+  sudo_ pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n1)" main restart
+  wait_for PostgreSQL 30 pg_ready
+}
+
 ensure_redis() {
   if command -v redis-cli >/dev/null && redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; then return; fi
   command -v redis-server >/dev/null || apt_install redis-server redis-tools
@@ -127,6 +139,7 @@ clean_test_bus() {
 case "${1:-up}" in
   up)
     ensure_postgres
+    ensure_pg_connections
     ensure_redis
     ensure_rabbitmq
     ensure_databases
