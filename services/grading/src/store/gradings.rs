@@ -1,6 +1,6 @@
 //! Gradings of branches, their members' grades, appeals and the audit trail.
 
-use super::{placeholders, stmt};
+use super::{placeholders, stmt, subtree_pattern};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 use uuid::Uuid;
@@ -77,12 +77,13 @@ pub async fn under(
     path: &str,
     year: i32,
 ) -> Result<Vec<GradingRow>, DbErr> {
+    let pattern = subtree_pattern(path)?;
     GradingRow::find_by_statement(stmt(
         format!(
-            "SELECT {GRADING_COLUMNS} FROM gradings WHERE year = $1 AND branch_path LIKE $2 || '%' \
+            "SELECT {GRADING_COLUMNS} FROM gradings WHERE year = $1 AND branch_path LIKE {pattern} \
              ORDER BY branch_id"
         ),
-        [year.into(), path.to_owned().into()],
+        [year.into()],
     ))
     .all(conn)
     .await
@@ -94,13 +95,14 @@ pub async fn grades_under(
     path: &str,
     year: i32,
 ) -> Result<Vec<GradeRow>, DbErr> {
+    let pattern = subtree_pattern(path)?;
     GradeRow::find_by_statement(stmt(
         format!(
             "SELECT {GRADE_COLUMNS} FROM grading_members gm WHERE gm.year = $1 AND gm.branch_id IN \
-             (SELECT branch_id FROM gradings WHERE year = $1 AND branch_path LIKE $2 || '%') \
+             (SELECT branch_id FROM gradings WHERE year = $1 AND branch_path LIKE {pattern}) \
              ORDER BY gm.branch_id, gm.member_id"
         ),
-        [year.into(), path.to_owned().into()],
+        [year.into()],
     ))
     .all(conn)
     .await

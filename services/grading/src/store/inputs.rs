@@ -2,7 +2,7 @@
 //! few set-based statements per branch (the year-end batch streams branch by branch).
 
 use super::projection::MemberRow;
-use super::stmt;
+use super::{stmt, subtree_pattern};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 use uuid::Uuid;
@@ -43,10 +43,13 @@ pub async fn members_under(
     conn: &impl ConnectionTrait,
     path: &str,
 ) -> Result<Vec<MemberRow>, DbErr> {
+    let pattern = subtree_pattern(path)?;
     MemberRow::find_by_statement(stmt(
-        "SELECT id, org_id, org_path, name, category, status, exempt, sanctions, version \
-         FROM members WHERE org_path LIKE $1 || '%' ORDER BY id",
-        [path.to_owned().into()],
+        format!(
+            "SELECT id, org_id, org_path, name, category, status, exempt, sanctions, version \
+             FROM members WHERE org_path LIKE {pattern} ORDER BY id"
+        ),
+        [],
     ))
     .all(conn)
     .await
@@ -58,12 +61,13 @@ pub async fn entries_under(
     path: &str,
     year: i32,
 ) -> Result<Vec<EntryRow>, DbErr> {
+    let pattern = subtree_pattern(path)?;
     EntryRow::find_by_statement(stmt(
         format!(
             "SELECT {ENTRY_COLUMNS} FROM ledger_entries WHERE year = $1 AND member_id IN \
-             (SELECT id FROM members WHERE org_path LIKE $2 || '%')"
+             (SELECT id FROM members WHERE org_path LIKE {pattern})"
         ),
-        [year.into(), path.to_owned().into()],
+        [year.into()],
     ))
     .all(conn)
     .await
@@ -92,12 +96,13 @@ pub async fn quarters_under(
     path: &str,
     year: i32,
 ) -> Result<Vec<QuarterRow>, DbErr> {
+    let pattern = subtree_pattern(path)?;
     QuarterRow::find_by_statement(stmt(
         format!(
             "SELECT {QUARTER_COLUMNS} FROM quarter_results WHERE year = $1 AND member_id IN \
-             (SELECT id FROM members WHERE org_path LIKE $2 || '%')"
+             (SELECT id FROM members WHERE org_path LIKE {pattern})"
         ),
-        [year.into(), path.to_owned().into()],
+        [year.into()],
     ))
     .all(conn)
     .await

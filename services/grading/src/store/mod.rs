@@ -27,6 +27,20 @@ pub async fn lock_startup(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
     Ok(())
 }
 
+/// `'<path>%'` as an SQL literal, for `column LIKE <literal>`: a constant pattern lets PostgreSQL
+/// use the `text_pattern_ops` index, which a `$n || '%'` parameter (a generic plan) does not.
+/// Paths are `/`-separated UUIDs; anything else is refused rather than quoted.
+pub(crate) fn subtree_pattern(path: &str) -> Result<String, DbErr> {
+    if path.is_empty()
+        || !path
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() || c == '-' || c == '/')
+    {
+        return Err(DbErr::Custom(format!("not an organization path: {path:?}")));
+    }
+    Ok(format!("'{path}%'"))
+}
+
 /// A PostgreSQL statement with positional values.
 pub(crate) fn stmt(sql: impl Into<String>, values: impl IntoIterator<Item = Value>) -> Statement {
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
@@ -43,4 +57,15 @@ pub(crate) fn placeholders(rows: usize, width: usize, first: usize) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn subtree_patterns_take_paths_only() {
+        let path = "/0192a3b4-0000-7000-8000-000000000001/";
+        assert_eq!(super::subtree_pattern(path).ok(), Some(format!("'{path}%'")));
+        assert!(super::subtree_pattern("/x'; DROP TABLE members; --/").is_err());
+        assert!(super::subtree_pattern("").is_err());
+    }
 }

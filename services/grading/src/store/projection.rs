@@ -121,10 +121,13 @@ pub async fn roots(conn: &impl ConnectionTrait) -> Result<Vec<Uuid>, DbErr> {
 
 /// The branches (党支部) of the subtree of `path` (itself included), ordered by id.
 pub async fn branches_under(conn: &impl ConnectionTrait, path: &str) -> Result<Vec<OrgRow>, DbErr> {
+    let pattern = super::subtree_pattern(path)?;
     OrgRow::find_by_statement(stmt(
-        "SELECT id, parent_id, name, kind, unit_type, path, version FROM organizations \
-         WHERE kind = 'branch' AND path LIKE $1 || '%' ORDER BY id",
-        [path.to_owned().into()],
+        format!(
+            "SELECT id, parent_id, name, kind, unit_type, path, version FROM organizations \
+             WHERE kind = 'branch' AND path LIKE {pattern} ORDER BY id"
+        ),
+        [],
     ))
     .all(conn)
     .await
