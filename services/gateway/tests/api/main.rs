@@ -8,6 +8,7 @@ mod declarations;
 mod evaluations;
 mod evidence;
 mod grading;
+mod grading_year;
 mod helpers;
 mod identity;
 mod orgs_members;
