@@ -9,11 +9,15 @@
 //! * `evaluations`: ballots cast per second through the gateway (HTTP → gRPC → one PostgreSQL
 //!   transaction spending the code and storing the ballot) at 32 concurrent clients, each ballot
 //!   with its own code, with p50/p99 latency.
+//! * `grading`: the year-end batch over a city of 100,000 and 300,000 members (6 and 18 million
+//!   ledger lines), beside a bare SQL `GROUP BY member` sum over the same lines (target: within
+//!   3× of it, peak memory under 1 GiB, linear growth).
 //! * `relay`: events per second through the outbox relay (PostgreSQL → RabbitMQ with publisher
 //!   confirms → marked published).
 
 mod cluster;
 mod declarations;
+mod grading;
 mod report;
 mod scenarios;
 
@@ -31,6 +35,9 @@ struct Cli {
     /// Requests per HTTP scenario.
     #[arg(long, default_value_t = 6_400)]
     requests: usize,
+    /// City sizes (members) of the grading scenario.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![100_000u64, 300_000])]
+    city: Vec<u64>,
     /// Events staged for the relay scenario.
     #[arg(long, default_value_t = 20_000)]
     events: usize,
@@ -43,6 +50,7 @@ enum Scenario {
     Declarations,
     Evaluations,
     Relay,
+    Grading,
 }
 
 #[tokio::main]
@@ -76,6 +84,25 @@ async fn main() -> anyhow::Result<()> {
     }
     if matches!(cli.scenario, Scenario::All | Scenario::Relay) {
         scenarios::outbox_relay(cli.events).await?.print();
+    }
+    if matches!(cli.scenario, Scenario::All | Scenario::Grading) {
+        let mut runs = Vec::new();
+        for members in &cli.city {
+            let run = grading::batch_vs_ceiling(*members).await?;
+            run.print();
+            runs.push(run);
+        }
+        if let (Some(first), Some(last)) = (runs.first(), runs.last())
+            && runs.len() > 1
+        {
+            println!(
+                "{:<34} {:.2}× the time for {:.1}× the members (linear = {:.1}×)",
+                "  growth",
+                last.batch.as_secs_f64() / first.batch.as_secs_f64(),
+                last.members as f64 / first.members as f64,
+                last.members as f64 / first.members as f64
+            );
+        }
     }
     Ok(())
 }

@@ -80,6 +80,26 @@ CREATE TABLE ledger_entries (
 );
 CREATE INDEX ledger_entries_ref_idx ON ledger_entries (ref);
 
+-- Per member and year, the ledger entries and quarter results as arrays: what grading reads.
+-- Rewritten from ledger_entries / quarter_results in the transaction that changes them, so it
+-- always agrees with them; the year-end batch reads one row per member instead of every line.
+CREATE TABLE member_years (
+    member_id      uuid       NOT NULL,
+    year           smallint   NOT NULL,
+    months         smallint[] NOT NULL DEFAULT '{}',
+    branch         boolean[]  NOT NULL DEFAULT '{}',
+    items          text[]     NOT NULL DEFAULT '{}',
+    points         integer[]  NOT NULL DEFAULT '{}',
+    quarters       smallint[] NOT NULL DEFAULT '{}',
+    closed         timestamptz[] NOT NULL DEFAULT '{}',
+    rounds         uuid[]     NOT NULL DEFAULT '{}',
+    scores         integer[]  NOT NULL DEFAULT '{}',
+    ballots        integer[]  NOT NULL DEFAULT '{}',
+    poor           integer[]  NOT NULL DEFAULT '{}',
+    valid          boolean[]  NOT NULL DEFAULT '{}',
+    PRIMARY KEY (member_id, year)
+);
+
 -- Version guards of evaluation rounds, and the per-member quarter results of closed rounds.
 CREATE TABLE rounds (
     id          uuid    PRIMARY KEY,
@@ -131,8 +151,10 @@ CREATE TABLE grading_members (
     grade            text,
     reasons          jsonb   NOT NULL,
     override_reason  text    NOT NULL DEFAULT '',
-    PRIMARY KEY (branch_id, year, member_id),
-    FOREIGN KEY (branch_id, year) REFERENCES gradings (branch_id, year) ON DELETE CASCADE
+    -- No foreign key to gradings: the service writes the grading first in the same
+    -- transaction, and a per-row key check made the first year-end batch of a fresh database
+    -- (statistics saying gradings is empty) scan gradings once per member.
+    PRIMARY KEY (branch_id, year, member_id)
 );
 CREATE INDEX grading_members_member_idx ON grading_members (member_id, year);
 
@@ -196,7 +218,8 @@ CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit
 "#;
 
 const DOWN: &str = r#"
-DROP TABLE audit, appeals, grading_members, gradings, quarter_results, rounds, ledger_entries,
+DROP TABLE audit, appeals, grading_members, gradings, member_years, quarter_results, rounds,
+    ledger_entries,
     source_versions, standards, members, organizations;
 DROP FUNCTION audit_is_append_only(), grading_members_final_is_immutable(),
     gradings_final_is_immutable();

@@ -1,23 +1,23 @@
 //! The year-end batch: `jifen-grading batch --year Y --org ID [--shard i/n]` grades every branch
 //! (党支部) of a subtree — a city, a province — through the same use-case as `ComputeGrading`.
 //!
-//! * Streaming: only the list of the subtree's branch ids and paths is held; each branch's
-//!   members, ledger entries and quarter results are read, graded and written in its own
-//!   transaction, a few branches at a time.
+//! * Streaming: only the list of the subtree's branches (id, path, unit type) is held; the
+//!   branches are taken in chunks of [`CHUNK`] consecutive ones in path order, and each chunk's
+//!   members, with their ledger entries and quarter results aggregated by PostgreSQL, are read in
+//!   one statement, graded and written in one transaction.
 //! * Safe to re-run: a branch whose inputs have not changed writes nothing (same rows, no
 //!   duplicates); a branch that has confirmed or finalized is left alone.
 //! * Sharding: `--shard i/n` (0 ≤ i < n, the index of a Kubernetes indexed Job's pod) takes the
-//!   branches whose position in the id-ordered list is `i` modulo `n`, so n pods together grade
-//!   the whole subtree exactly once.
+//!   i-th of n contiguous ranges of the path-ordered branch list, so n pods together grade the
+//!   whole subtree exactly once (and each reads only its own range).
 
 use crate::store::projection;
 use crate::usecases::{AppError, BranchOutcome, Grading};
-use futures::StreamExt as _;
 use std::str::FromStr;
 use uuid::Uuid;
 
-/// Branches graded at the same time (each in its own transaction).
-const CONCURRENCY: usize = 4;
+/// Branches read, graded and written together (one statement to read, one transaction).
+pub const CHUNK: usize = 100;
 
 /// `i/n`: this pod's part of the subtree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,9 +30,10 @@ impl Shard {
     /// The whole subtree.
     pub const ALL: Self = Self { index: 0, count: 1 };
 
-    /// Whether the branch at `position` of the id-ordered list belongs to this shard.
-    pub fn takes(self, position: usize) -> bool {
-        position % (self.count as usize) == self.index as usize
+    /// This shard's contiguous part `start..end` of a list of `len` items.
+    pub fn range(self, len: usize) -> std::ops::Range<usize> {
+        let (i, n) = (self.index as usize, self.count as usize);
+        (len * i / n)..(len * (i + 1) / n)
     }
 }
 
@@ -79,13 +80,8 @@ pub async fn run(
             field: "org",
             what: "organization",
         })?;
-    let branches: Vec<projection::OrgRow> = projection::branches_under(grading.db(), &org.path)
-        .await?
-        .into_iter()
-        .enumerate()
-        .filter(|(i, _)| shard.takes(*i))
-        .map(|(_, b)| b)
-        .collect();
+    let all = projection::branches_under(grading.db(), &org.path).await?;
+    let branches = &all[shard.range(all.len())];
     // Fail before writing anything when the year cannot be graded.
     grading.standard_for(year).await?;
     let mut report = Report {
@@ -93,18 +89,15 @@ pub async fn run(
         ..Report::default()
     };
     let actor = format!("batch:{}/{}", shard.index, shard.count);
-    let mut results = futures::stream::iter(branches.iter())
-        .map(|b| grading.grade_branch(b, year, &actor))
-        .buffer_unordered(CONCURRENCY);
-    let mut done = 0;
-    while let Some(outcome) = results.next().await {
-        match outcome? {
+    for (_, outcome) in grading
+        .grade_subtree(branches, year, &actor, progress)
+        .await?
+    {
+        match outcome {
             BranchOutcome::Stored => report.stored += 1,
             BranchOutcome::Unchanged => report.unchanged += 1,
             BranchOutcome::Settled => report.settled += 1,
         }
-        done += 1;
-        progress(done, report.branches);
     }
     Ok(report)
 }
@@ -119,9 +112,16 @@ mod tests {
         assert!("3/3".parse::<Shard>().is_err());
         assert!("0/0".parse::<Shard>().is_err());
         assert!("a/3".parse::<Shard>().is_err());
-        let shards: Vec<Shard> = (0..3).map(|i| Shard { index: i, count: 3 }).collect();
-        for position in 0..100 {
-            assert_eq!(shards.iter().filter(|s| s.takes(position)).count(), 1);
+        for len in [0, 1, 2, 7, 100] {
+            let mut covered = Vec::new();
+            for index in 0..3 {
+                covered.extend(Shard { index, count: 3 }.range(len));
+            }
+            assert_eq!(
+                covered,
+                (0..len).collect::<Vec<_>>(),
+                "three shards of {len}"
+            );
         }
     }
 }

@@ -227,7 +227,7 @@ async fn apply_declaration(tx: &DatabaseTransaction, payload: &[u8]) -> Result<(
             });
         }
     }
-    projection::replace_entries(tx, id, &entries)
+    projection::replace_entries(tx, id, member_id, year, &entries)
         .await
         .map_err(transient)
 }
@@ -260,7 +260,7 @@ async fn apply_branch_record(tx: &DatabaseTransaction, payload: &[u8]) -> Result
             note: r.note,
         }]
     };
-    projection::replace_entries(tx, id, &entries)
+    projection::replace_entries(tx, id, member_id, year, &entries)
         .await
         .map_err(transient)
 }

@@ -29,7 +29,7 @@
 //! * intermediate sums are `i64`; amounts are converted back to [`DeciPoints`] saturating at the
 //!   `i32` range (only deductions could get there, and only with absurd input).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap};
 
 use jifen_standard::{DeciPoints, Grade, Item, ItemKind, Standard};
 
@@ -134,9 +134,15 @@ pub(crate) const MAX_TOTAL_TENTHS: i64 = 1000;
 /// 100 points, the best mean score of a quarter.
 const MAX_SCORE_TENTHS: i64 = 1000;
 
-/// The items of one unit type, by code.
+/// The items of one unit type, by code, prepared once per branch: each item's position, and its
+/// category's position and cap, so a member's totals are sums over small arrays.
 pub(crate) struct ItemIndex {
-    items: BTreeMap<String, Item>,
+    items: Vec<Item>,
+    by_code: HashMap<String, usize>,
+    /// Per item: the position of its category in `category_caps`.
+    category_of: Vec<usize>,
+    /// Per category of the unit type's items: its cap (`None`: no cap, or unknown category).
+    category_caps: Vec<Option<DeciPoints>>,
 }
 
 impl ItemIndex {
@@ -146,17 +152,40 @@ impl ItemIndex {
             Some(unit_type) => standard.items_for(unit_type),
             None => standard.items().to_vec(),
         };
+        let by_code = items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| (item.code.clone(), i))
+            .collect();
+        let mut categories: Vec<&str> = Vec::new();
+        let mut category_caps = Vec::new();
+        let category_of = items
+            .iter()
+            .map(|item| {
+                if let Some(i) = categories.iter().position(|c| *c == item.category) {
+                    i
+                } else {
+                    categories.push(item.category.as_str());
+                    category_caps.push(standard.category(&item.category).and_then(|c| c.cap));
+                    categories.len() - 1
+                }
+            })
+            .collect();
         Self {
-            items: items
-                .into_iter()
-                .map(|item| (item.code.clone(), item))
-                .collect(),
+            by_code,
+            category_of,
+            category_caps,
+            items,
         }
     }
 
     /// The item `code`, if the unit type has it.
     pub(crate) fn get(&self, code: &str) -> Option<&Item> {
-        self.items.get(code)
+        self.position(code).map(|i| &self.items[i])
+    }
+
+    fn position(&self, code: &str) -> Option<usize> {
+        self.by_code.get(code).copied()
     }
 }
 
@@ -227,67 +256,57 @@ pub(crate) fn compute(
     entries: &[Entry],
     quarters: &[QuarterResult],
 ) -> Totals {
-    // Sum each known item's entries per month; a BTreeMap keeps the order fixed.
-    let mut monthly: BTreeMap<(&str, u32), i64> = BTreeMap::new();
+    // Sum each known item's entries per month (item-major, 12 months each); sums are
+    // order-independent, so the result does not depend on the order of `entries`.
+    let n = index.items.len();
+    let mut monthly = vec![0_i64; n * 12];
+    let mut seen = vec![false; n];
     for entry in entries.iter().filter(|e| month_in_year(e.month)) {
-        if let Some(item) = index.get(&entry.item_code) {
-            *monthly
-                .entry((item.code.as_str(), entry.month))
-                .or_default() += tenths(entry.points);
+        if let Some(i) = index.position(&entry.item_code) {
+            monthly[i * 12 + (entry.month as usize - 1)] += tenths(entry.points);
+            seen[i] = true;
         }
     }
 
-    // Per item: months clamped (base and bonus), then summed over the year.
-    let mut yearly: BTreeMap<&str, i64> = BTreeMap::new();
-    for ((code, _month), amount) in monthly {
-        let Some(item) = index.get(code) else {
-            continue;
-        };
-        let amount = match item.kind {
-            ItemKind::Base | ItemKind::Bonus => capped(amount.max(0), item.monthly_cap),
-            ItemKind::Deduction => amount,
-            ItemKind::Veto => 0,
-        };
-        *yearly.entry(code).or_default() += amount;
-    }
-
-    let mut per_category: BTreeMap<&str, i64> = BTreeMap::new();
+    // Per item: months clamped (base and bonus), summed over the year, then the yearly cap;
+    // vetoes and grade caps on any entry of the item, whatever its points.
+    let mut per_category = vec![0_i64; index.category_caps.len()];
     let (mut bonus, mut deductions) = (0_i64, 0_i64);
-    for (code, amount) in yearly {
-        let Some(item) = index.get(code) else {
-            continue;
-        };
+    let mut vetoes = Vec::new();
+    let mut grade_caps = Vec::new();
+    for (i, item) in index.items.iter().enumerate().filter(|(i, _)| seen[*i]) {
+        let months = &monthly[i * 12..(i + 1) * 12];
         match item.kind {
             ItemKind::Base => {
-                *per_category.entry(item.category.as_str()).or_default() +=
-                    capped(amount, item.yearly_cap);
+                let year: i64 = months
+                    .iter()
+                    .map(|&m| capped(m.max(0), item.monthly_cap))
+                    .sum();
+                per_category[index.category_of[i]] += capped(year, item.yearly_cap);
             }
-            ItemKind::Bonus => bonus += capped(amount, item.yearly_cap),
-            ItemKind::Deduction => deductions += amount.min(0),
-            ItemKind::Veto => {}
+            ItemKind::Bonus => {
+                let year: i64 = months
+                    .iter()
+                    .map(|&m| capped(m.max(0), item.monthly_cap))
+                    .sum();
+                bonus += capped(year, item.yearly_cap);
+            }
+            ItemKind::Deduction => deductions += months.iter().sum::<i64>().min(0),
+            ItemKind::Veto => vetoes.push(item.code.clone()),
+        }
+        if let Some(cap) = item.grade_cap {
+            grade_caps.push((item.code.clone(), cap));
         }
     }
+    vetoes.sort();
+    grade_caps.sort();
     let base: i64 = per_category
-        .into_iter()
-        .map(|(category, amount)| capped(amount, standard.category(category).and_then(|c| c.cap)))
+        .iter()
+        .zip(&index.category_caps)
+        .map(|(&amount, &cap)| capped(amount, cap))
         .sum();
     let base = capped(base, Some(standard.base_cap()));
     let bonus = capped(bonus, Some(standard.bonus_cap()));
-
-    // Vetoes and grade caps: any entry of the item, whatever its points.
-    let mut vetoes = BTreeSet::new();
-    let mut grade_caps = BTreeMap::new();
-    for entry in entries.iter().filter(|e| month_in_year(e.month)) {
-        let Some(item) = index.get(&entry.item_code) else {
-            continue;
-        };
-        if item.kind == ItemKind::Veto {
-            vetoes.insert(item.code.clone());
-        }
-        if let Some(cap) = item.grade_cap {
-            grade_caps.insert(item.code.clone(), cap);
-        }
-    }
 
     let (evaluation, no_valid_evaluation) = evaluation(standard, quarters);
     let total = (base + bonus + deductions + evaluation).clamp(0, MAX_TOTAL_TENTHS);
@@ -297,8 +316,8 @@ pub(crate) fn compute(
         deductions: deci(deductions),
         evaluation: deci(evaluation),
         total: deci(total),
-        vetoes: vetoes.into_iter().collect(),
-        grade_caps: grade_caps.into_iter().collect(),
+        vetoes,
+        grade_caps,
         no_valid_evaluation,
     }
 }

@@ -180,30 +180,88 @@ pub struct NewGrade {
     pub reasons: Vec<String>,
 }
 
-/// Writes a branch's proposals of `year`, replacing earlier ones (the caller holds the lock and
-/// has checked that the grading is still only proposed). Answers whether anything changed, so a
-/// re-run with the same inputs writes nothing.
-pub async fn store_proposals(
+/// `'<id>', '<id>'`: UUIDs as an SQL list (UUIDs are safe literals).
+fn id_list(ids: &[Uuid]) -> String {
+    ids.iter()
+        .map(|id| format!("'{id}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Serializes every change of the gradings of `branches` of `year` until the end of the
+/// transaction (the same locks as [`lock_branch_year`], taken in id order).
+pub async fn lock_branches(
     conn: &impl ConnectionTrait,
-    branch_id: Uuid,
+    branches: &[Uuid],
     year: i32,
-    branch_path: &str,
-    at: DateTime<Utc>,
-    by: &str,
-    grades: &[NewGrade],
-) -> Result<bool, DbErr> {
-    let held = GradeRow::find_by_statement(stmt(
+) -> Result<(), DbErr> {
+    if branches.is_empty() {
+        return Ok(());
+    }
+    conn.execute_raw(stmt(
         format!(
-            "SELECT {GRADE_COLUMNS} FROM grading_members WHERE branch_id = $1 AND year = $2 \
-             ORDER BY member_id"
+            "SELECT pg_advisory_xact_lock(hashtextextended(b, $1)) FROM \
+             (SELECT unnest(ARRAY[{}]::text[]) AS b ORDER BY 1) s",
+            id_list(branches)
         ),
-        [branch_id.into(), year.into()],
+        [i64::from(year).into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// The status of each of `branches`' gradings of `year` that exists.
+pub async fn statuses(
+    conn: &impl ConnectionTrait,
+    branches: &[Uuid],
+    year: i32,
+) -> Result<std::collections::HashMap<Uuid, String>, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        branch_id: Uuid,
+        status: String,
+    }
+    if branches.is_empty() {
+        return Ok(std::collections::HashMap::new());
+    }
+    Ok(Row::find_by_statement(stmt(
+        format!(
+            "SELECT branch_id, status FROM gradings WHERE year = $1 AND branch_id IN ({})",
+            id_list(branches)
+        ),
+        [year.into()],
     ))
     .all(conn)
-    .await?;
-    let exists = find(conn, branch_id, year).await?.is_some();
-    let same = exists
-        && held.len() == grades.len()
+    .await?
+    .into_iter()
+    .map(|r| (r.branch_id, r.status))
+    .collect())
+}
+
+/// The member rows of `branches`' gradings of `year`, by branch and member.
+pub async fn grades_of(
+    conn: &impl ConnectionTrait,
+    branches: &[Uuid],
+    year: i32,
+) -> Result<Vec<GradeRow>, DbErr> {
+    if branches.is_empty() {
+        return Ok(Vec::new());
+    }
+    GradeRow::find_by_statement(stmt(
+        format!(
+            "SELECT {GRADE_COLUMNS} FROM grading_members WHERE year = $1 AND branch_id IN ({}) \
+             ORDER BY branch_id, member_id",
+            id_list(branches)
+        ),
+        [year.into()],
+    ))
+    .all(conn)
+    .await
+}
+
+/// Whether `held` (one branch's stored rows, by member) are exactly `grades` (by member).
+pub fn same_grades(held: &[GradeRow], grades: &[NewGrade]) -> bool {
+    held.len() == grades.len()
         && held.iter().zip(grades).all(|(h, g)| {
             h.member_id == g.member_id
                 && h.base_points == g.base
@@ -213,34 +271,90 @@ pub async fn store_proposals(
                 && h.total == g.total
                 && h.proposed_grade == g.grade
                 && h.reasons == serde_json::json!(g.reasons)
-        });
-    if same {
-        return Ok(false);
+        })
+}
+
+/// New proposals of one branch.
+#[derive(Debug, Clone)]
+pub struct BranchProposals {
+    pub branch_id: Uuid,
+    pub branch_path: String,
+    /// By member id.
+    pub grades: Vec<NewGrade>,
+}
+
+/// Writes the proposals of several branches of `year`, replacing earlier ones, with one audit
+/// line per branch (the caller holds the locks and has checked that each grading is still only
+/// proposed, and that something changed).
+pub async fn store_proposals(
+    conn: &impl ConnectionTrait,
+    year: i32,
+    at: DateTime<Utc>,
+    by: &str,
+    branches: &[BranchProposals],
+) -> Result<(), DbErr> {
+    if branches.is_empty() {
+        return Ok(());
     }
-    conn.execute_raw(stmt(
-        "INSERT INTO gradings (branch_id, year, branch_path, status, computed_at, computed_by) \
-         VALUES ($1, $2, $3, 'proposed', $4, $5) \
-         ON CONFLICT (branch_id, year) DO UPDATE SET branch_path = EXCLUDED.branch_path, \
-         computed_at = EXCLUDED.computed_at, computed_by = EXCLUDED.computed_by",
-        [
-            branch_id.into(),
-            year.into(),
-            branch_path.to_owned().into(),
-            at.into(),
-            by.to_owned().into(),
-        ],
-    ))
-    .await?;
-    conn.execute_raw(stmt(
-        "DELETE FROM grading_members WHERE branch_id = $1 AND year = $2",
-        [branch_id.into(), year.into()],
-    ))
-    .await?;
-    for chunk in grades.chunks(500) {
-        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 10);
-        for g in chunk {
+    for chunk in branches.chunks(1000) {
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 5);
+        for b in chunk {
             values.extend([
-                branch_id.into(),
+                b.branch_id.into(),
+                year.into(),
+                b.branch_path.clone().into(),
+                at.into(),
+                by.to_owned().into(),
+            ]);
+        }
+        conn.execute_raw(stmt(
+            format!(
+                "INSERT INTO gradings (branch_id, year, branch_path, status, computed_at, computed_by) \
+                 SELECT b, y, p, 'proposed', a, c FROM (VALUES {}) AS v (b, y, p, a, c) \
+                 ON CONFLICT (branch_id, year) DO UPDATE SET branch_path = EXCLUDED.branch_path, \
+                 computed_at = EXCLUDED.computed_at, computed_by = EXCLUDED.computed_by",
+                placeholders(chunk.len(), 5, 1)
+            ),
+            values,
+        ))
+        .await?;
+        let mut audit: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 4);
+        for b in chunk {
+            audit.extend([
+                at.into(),
+                by.to_owned().into(),
+                format!("grading:{}:{year}", b.branch_id).into(),
+                serde_json::json!({ "members": b.grades.len() }).into(),
+            ]);
+        }
+        conn.execute_raw(stmt(
+            format!(
+                "INSERT INTO audit (at, actor, action, subject, to_state, detail) \
+                 SELECT a, w, 'compute', s, 'proposed', d FROM (VALUES {}) AS v (a, w, s, d)",
+                placeholders(chunk.len(), 4, 1)
+            ),
+            audit,
+        ))
+        .await?;
+    }
+    let ids: Vec<Uuid> = branches.iter().map(|b| b.branch_id).collect();
+    conn.execute_raw(stmt(
+        format!(
+            "DELETE FROM grading_members WHERE year = $1 AND branch_id IN ({})",
+            id_list(&ids)
+        ),
+        [year.into()],
+    ))
+    .await?;
+    let rows: Vec<(Uuid, &NewGrade)> = branches
+        .iter()
+        .flat_map(|b| b.grades.iter().map(move |g| (b.branch_id, g)))
+        .collect();
+    for chunk in rows.chunks(2000) {
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 10);
+        for (branch_id, g) in chunk {
+            values.extend([
+                (*branch_id).into(),
                 year.into(),
                 g.member_id.into(),
                 g.base.into(),
@@ -262,7 +376,7 @@ pub async fn store_proposals(
         ))
         .await?;
     }
-    Ok(true)
+    Ok(())
 }
 
 /// Confirms a proposed grading: every member's grade is the proposed one unless overridden.

@@ -124,3 +124,131 @@ pub async fn quarters_of(
     .all(conn)
     .await
 }
+
+/// A member with everything grading needs, aggregated by PostgreSQL into one row: the ledger
+/// entries and the quarter results as parallel arrays, and last year's final total.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregatedMember {
+    pub member: MemberRow,
+    pub entries: Vec<EntryRow>,
+    pub quarters: Vec<QuarterRow>,
+    pub previous_total: Option<i32>,
+}
+
+/// The byte range `[first, upper)` of the member paths under the path-contiguous branches from
+/// `first` to `last` (members hang only under branches, so the range from the first branch's
+/// path to just past the last one's holds exactly their members): `upper` is `last` with its
+/// final `/` (0x2F) raised to `0` (0x30).
+fn upper_bound(last: &str) -> String {
+    format!("{}0", last.strip_suffix('/').unwrap_or(last))
+}
+
+fn sqlx_err(e: sqlx::Error) -> DbErr {
+    DbErr::Custom(format!("reading grading inputs: {e}"))
+}
+
+/// Every member under the branches from path `first` to path `last` (consecutive in byte order
+/// of their paths), with their entries and quarters of `year` as arrays (the `member_years`
+/// row kept beside the ledger; binary arrays decode far faster than rows), **streamed** in path
+/// and id order, so the members of one branch arrive together and the caller never holds the
+/// whole subtree.
+pub fn aggregated_members<'a>(
+    pool: &'a sqlx::PgPool,
+    first: &str,
+    last: &str,
+    year: i32,
+) -> impl futures::Stream<Item = Result<AggregatedMember, DbErr>> + 'a {
+    use futures::StreamExt as _;
+    const SQL: &str = "SELECT m.id, m.org_id, m.org_path, m.name, m.category, m.status, \
+         m.exempt, m.sanctions, m.version, y.months, y.branch, y.items, y.points, y.quarters, \
+         y.closed, y.rounds, y.scores, y.ballots, y.poor, y.valid, p.total AS previous_total \
+         FROM members m LEFT JOIN member_years y ON y.member_id = m.id AND y.year = $1 \
+         LEFT JOIN (SELECT gm.member_id, min(gm.total) AS total FROM grading_members gm \
+          JOIN gradings g ON g.branch_id = gm.branch_id AND g.year = gm.year \
+          WHERE g.status = 'final' AND gm.year = $1 - 1 GROUP BY gm.member_id) p \
+          ON p.member_id = m.id \
+         WHERE m.org_path ~>=~ $2 AND m.org_path ~<~ $3 \
+         ORDER BY m.org_path COLLATE \"C\", m.id";
+    sqlx::query(SQL)
+        .bind(year)
+        .bind(first.to_owned())
+        .bind(upper_bound(last))
+        .fetch(pool)
+        .map(|row| row.and_then(|r| aggregated_member(&r)).map_err(sqlx_err))
+}
+
+fn aggregated_member(r: &sqlx::postgres::PgRow) -> Result<AggregatedMember, sqlx::Error> {
+    use sqlx::Row as _;
+    let member = MemberRow {
+        id: r.try_get("id")?,
+        org_id: r.try_get("org_id")?,
+        org_path: r.try_get("org_path")?,
+        name: r.try_get("name")?,
+        category: r.try_get("category")?,
+        status: r.try_get("status")?,
+        exempt: r.try_get("exempt")?,
+        sanctions: r.try_get("sanctions")?,
+        version: r.try_get("version")?,
+    };
+    let months: Vec<i16> = r.try_get::<Option<_>, _>("months")?.unwrap_or_default();
+    let branch: Vec<bool> = r.try_get::<Option<_>, _>("branch")?.unwrap_or_default();
+    let items: Vec<String> = r.try_get::<Option<_>, _>("items")?.unwrap_or_default();
+    let points: Vec<i32> = r.try_get::<Option<_>, _>("points")?.unwrap_or_default();
+    let entries = months
+        .into_iter()
+        .zip(branch)
+        .zip(items.into_iter().zip(points))
+        .map(|((month, branch), (item_code, points))| EntryRow {
+            member_id: member.id,
+            month,
+            source: if branch { "branch" } else { "declaration" }.to_owned(),
+            // Grading needs neither the source's id nor the line.
+            reference: Uuid::nil(),
+            line: 0,
+            item_code,
+            points,
+            note: String::new(),
+        })
+        .collect();
+    let quarters: Vec<i16> = r.try_get::<Option<_>, _>("quarters")?.unwrap_or_default();
+    let closed: Vec<DateTime<Utc>> = r.try_get::<Option<_>, _>("closed")?.unwrap_or_default();
+    let rounds: Vec<Uuid> = r.try_get::<Option<_>, _>("rounds")?.unwrap_or_default();
+    let scores: Vec<Option<i32>> = r.try_get::<Option<_>, _>("scores")?.unwrap_or_default();
+    let ballots: Vec<i32> = r.try_get::<Option<_>, _>("ballots")?.unwrap_or_default();
+    let poor: Vec<i32> = r.try_get::<Option<_>, _>("poor")?.unwrap_or_default();
+    let valid: Vec<bool> = r.try_get::<Option<_>, _>("valid")?.unwrap_or_default();
+    let n = quarters.len();
+    if [
+        closed.len(),
+        rounds.len(),
+        scores.len(),
+        ballots.len(),
+        poor.len(),
+        valid.len(),
+    ]
+    .iter()
+    .any(|len| *len != n)
+    {
+        return Err(sqlx::Error::Protocol(
+            "quarter arrays of different lengths".into(),
+        ));
+    }
+    let quarters = (0..n)
+        .map(|i| QuarterRow {
+            member_id: member.id,
+            round_id: rounds[i],
+            quarter: quarters[i],
+            closed_at: closed[i],
+            score: scores[i],
+            ballots: ballots[i],
+            poor_ballots: poor[i],
+            valid: valid[i],
+        })
+        .collect();
+    Ok(AggregatedMember {
+        entries,
+        quarters,
+        previous_total: r.try_get("previous_total")?,
+        member,
+    })
+}

@@ -64,7 +64,10 @@ mod tests {
     #[test]
     fn subtree_patterns_take_paths_only() {
         let path = "/0192a3b4-0000-7000-8000-000000000001/";
-        assert_eq!(super::subtree_pattern(path).ok(), Some(format!("'{path}%'")));
+        assert_eq!(
+            super::subtree_pattern(path).ok(),
+            Some(format!("'{path}%'"))
+        );
         assert!(super::subtree_pattern("/x'; DROP TABLE members; --/").is_err());
         assert!(super::subtree_pattern("").is_err());
     }

@@ -119,13 +119,14 @@ pub async fn roots(conn: &impl ConnectionTrait) -> Result<Vec<Uuid>, DbErr> {
     .collect())
 }
 
-/// The branches (党支部) of the subtree of `path` (itself included), ordered by id.
+/// The branches (党支部) of the subtree of `path` (itself included), in the byte order of their
+/// paths (so consecutive branches hold a contiguous range of member paths).
 pub async fn branches_under(conn: &impl ConnectionTrait, path: &str) -> Result<Vec<OrgRow>, DbErr> {
     let pattern = super::subtree_pattern(path)?;
     OrgRow::find_by_statement(stmt(
         format!(
             "SELECT id, parent_id, name, kind, unit_type, path, version FROM organizations \
-             WHERE kind = 'branch' AND path LIKE {pattern} ORDER BY id"
+             WHERE kind = 'branch' AND path LIKE {pattern} ORDER BY path COLLATE \"C\""
         ),
         [],
     ))
@@ -203,21 +204,74 @@ pub struct NewEntry {
     pub note: String,
 }
 
-/// Replaces the ledger rows of the source `reference` by `entries` (none: the source no longer
-/// counts — a declaration not approved, a revoked record).
+/// Replaces the ledger rows of the source `reference` of `member_id` in `year` by `entries`
+/// (none: the source no longer counts — a declaration not approved, a revoked record), and
+/// rewrites the member's `member_years` row.
 pub async fn replace_entries(
     conn: &impl ConnectionTrait,
     reference: Uuid,
+    member_id: Uuid,
+    year: i32,
     entries: &[NewEntry],
 ) -> Result<(), DbErr> {
+    lock_member_year(conn, member_id, year).await?;
     conn.execute_raw(stmt(
         "DELETE FROM ledger_entries WHERE ref = $1",
         [reference.into()],
     ))
     .await?;
-    if entries.is_empty() {
-        return Ok(());
+    if !entries.is_empty() {
+        insert_entries(conn, reference, entries).await?;
     }
+    refresh_member_year(conn, member_id, year).await
+}
+
+/// Serializes the changes of one member's year until the end of the transaction: events of the
+/// same member applied at the same time would otherwise each rewrite `member_years` from a
+/// snapshot without the other's lines. (Read committed: the statements after the lock see what
+/// the transaction that held it committed.)
+async fn lock_member_year(
+    conn: &impl ConnectionTrait,
+    member_id: Uuid,
+    year: i32,
+) -> Result<(), DbErr> {
+    conn.execute_raw(stmt(
+        "SELECT pg_advisory_xact_lock(hashtextextended('member-year:' || $1::text, $2))",
+        [member_id.into(), i64::from(year).into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Rewrites the entry arrays of `member_id`'s `year` from `ledger_entries`.
+async fn refresh_member_year(
+    conn: &impl ConnectionTrait,
+    member_id: Uuid,
+    year: i32,
+) -> Result<(), DbErr> {
+    conn.execute_raw(stmt(
+        "INSERT INTO member_years (member_id, year, months, branch, items, points) \
+         SELECT $1, $2, coalesce(array_agg(month ORDER BY ref, line), '{}'), \
+         coalesce(array_agg(source = 'branch' ORDER BY ref, line), '{}'), \
+         coalesce(array_agg(item_code ORDER BY ref, line), '{}'), \
+         coalesce(array_agg(points ORDER BY ref, line), '{}') \
+         FROM ledger_entries WHERE member_id = $1 AND year = $2 \
+         ON CONFLICT (member_id, year) DO UPDATE SET months = EXCLUDED.months, \
+         branch = EXCLUDED.branch, items = EXCLUDED.items, points = EXCLUDED.points",
+        [
+            member_id.into(),
+            i16::try_from(year).unwrap_or(i16::MAX).into(),
+        ],
+    ))
+    .await?;
+    Ok(())
+}
+
+async fn insert_entries(
+    conn: &impl ConnectionTrait,
+    reference: Uuid,
+    entries: &[NewEntry],
+) -> Result<(), DbErr> {
     let mut values: Vec<sea_orm::Value> = Vec::with_capacity(entries.len() * 9);
     for e in entries {
         values.extend([
@@ -287,6 +341,27 @@ pub async fn replace_quarter_results(
     closed_at: chrono::DateTime<chrono::Utc>,
     results: &[NewQuarterResult],
 ) -> Result<(), DbErr> {
+    // The members whose quarters change: those of the results held and of the new ones, locked
+    // in id order (as `replace_entries` locks one) before anything is read.
+    #[derive(FromQueryResult)]
+    struct Held {
+        member_id: Uuid,
+    }
+    let mut members: Vec<Uuid> = Held::find_by_statement(stmt(
+        "SELECT member_id FROM quarter_results WHERE round_id = $1",
+        [round_id.into()],
+    ))
+    .all(conn)
+    .await?
+    .into_iter()
+    .map(|h| h.member_id)
+    .chain(results.iter().map(|r| r.member_id))
+    .collect();
+    members.sort();
+    members.dedup();
+    for member in &members {
+        lock_member_year(conn, *member, year).await?;
+    }
     conn.execute_raw(stmt(
         "DELETE FROM quarter_results WHERE round_id = $1",
         [round_id.into()],
@@ -306,6 +381,28 @@ pub async fn replace_quarter_results(
                 r.ballots.into(),
                 r.poor_ballots.into(),
                 r.valid.into(),
+            ],
+        ))
+        .await?;
+    }
+    for member in members {
+        conn.execute_raw(stmt(
+            "INSERT INTO member_years (member_id, year, quarters, closed, rounds, scores, ballots, \
+             poor, valid) \
+             SELECT $1, $2, coalesce(array_agg(quarter ORDER BY round_id), '{}'), \
+             coalesce(array_agg(closed_at ORDER BY round_id), '{}'), \
+             coalesce(array_agg(round_id ORDER BY round_id), '{}'), \
+             coalesce(array_agg(score ORDER BY round_id), '{}'), \
+             coalesce(array_agg(ballots ORDER BY round_id), '{}'), \
+             coalesce(array_agg(poor_ballots ORDER BY round_id), '{}'), \
+             coalesce(array_agg(valid ORDER BY round_id), '{}') \
+             FROM quarter_results WHERE member_id = $1 AND year = $2 \
+             ON CONFLICT (member_id, year) DO UPDATE SET quarters = EXCLUDED.quarters, \
+             closed = EXCLUDED.closed, rounds = EXCLUDED.rounds, scores = EXCLUDED.scores, \
+             ballots = EXCLUDED.ballots, poor = EXCLUDED.poor, valid = EXCLUDED.valid",
+            [
+                member.into(),
+                i16::try_from(year).unwrap_or(i16::MAX).into(),
             ],
         ))
         .await?;

@@ -9,14 +9,17 @@
 use super::{AppError, Grading, authorize, check_year, inputs};
 use crate::authz;
 use crate::domain;
+use crate::domain::MemberInput;
 use crate::events;
 use crate::store::gradings::{self, AppealRow, AuditLine, GradeRow, GradingRow, NewGrade};
+use crate::store::inputs as inputs_store;
 use crate::store::projection::{self, OrgRow};
 use chrono::{DateTime, Utc};
 use jifen_platform::auth::Principal;
 use jifen_proto::events::v1 as ev;
 use jifen_standard::Grade;
 use sea_orm::TransactionTrait as _;
+use std::collections::HashMap;
 use std::str::FromStr as _;
 use uuid::Uuid;
 
@@ -59,10 +62,6 @@ fn parse_grade(field: String, text: &str) -> Result<Grade, AppError> {
     })
 }
 
-fn audit_detail(value: serde_json::Value) -> serde_json::Value {
-    value
-}
-
 impl Grading {
     async fn org(&self, org_id: Uuid) -> Result<OrgRow, AppError> {
         projection::find_org(&self.db, org_id)
@@ -73,69 +72,172 @@ impl Grading {
             })
     }
 
-    /// Grades one branch now and stores the proposals unless the branch has confirmed already.
-    /// The year-end batch and `ComputeGrading` both come here, so they always agree.
-    pub async fn grade_branch(
+    /// Grades `branches` now — the branches of a subtree (or one shard of them) in the byte order
+    /// of their paths, as [`projection::branches_under`] lists them — and stores the proposals of
+    /// those whose grading is not yet confirmed and whose proposals changed. The year-end batch
+    /// and `ComputeGrading` both come here, so they always agree.
+    ///
+    /// The inputs are one stream, in path order, of every member with their year aggregated by
+    /// PostgreSQL; members are gathered into chunks of [`crate::batch::CHUNK`] branches, and each
+    /// chunk is graded and written in one transaction while the stream goes on. `progress` is
+    /// told `(done, total)` branches after each chunk.
+    pub async fn grade_subtree(
         &self,
-        branch: &OrgRow,
+        branches: &[OrgRow],
         year: i32,
         actor: &str,
-    ) -> Result<BranchOutcome, AppError> {
+        progress: &mut (dyn FnMut(u64, u64) + Send),
+    ) -> Result<Vec<(Uuid, BranchOutcome)>, AppError> {
+        use futures::StreamExt as _;
+        let (Some(first), Some(last)) = (branches.first(), branches.last()) else {
+            return Ok(Vec::new());
+        };
         let standard = self.standard_for(year).await?;
         let through = self.through_month(year)?;
-        let txn = self.db.begin().await?;
-        gradings::lock_branch_year(&txn, branch.id, year).await?;
-        if let Some(held) = gradings::find(&txn, branch.id, year).await?
-            && held.status != "proposed"
-        {
-            return Ok(BranchOutcome::Settled);
-        }
-        let members = inputs::branch_inputs(&txn, &branch.path, year).await?;
-        let proposals = domain::grade_branch(
-            &standard,
-            Some(branch.unit_type.as_str()),
-            through,
-            &members,
-        );
-        let grades: Vec<NewGrade> = proposals
+        let index: HashMap<&str, usize> = branches
             .iter()
-            .map(|p| NewGrade {
-                member_id: p.member_id,
-                base: p.totals.base.tenths(),
-                bonus: p.totals.bonus.tenths(),
-                deductions: p.totals.deductions.tenths(),
-                evaluation: p.totals.evaluation.tenths(),
-                total: p.totals.total.tenths(),
-                grade: p.grade.as_str().to_owned(),
-                reasons: p.reasons.clone(),
-            })
+            .enumerate()
+            .map(|(i, b)| (b.path.as_str(), i))
             .collect();
-        let now = self.clock.now();
-        let changed =
-            gradings::store_proposals(&txn, branch.id, year, &branch.path, now, actor, &grades)
-                .await?;
-        if changed {
-            gradings::audit(
-                &txn,
-                AuditLine {
-                    at: now,
-                    actor,
-                    action: "compute",
-                    subject: format!("grading:{}:{year}", branch.id),
-                    from_state: None,
-                    to_state: Some("proposed"),
-                    reason: None,
-                    detail: audit_detail(serde_json::json!({ "members": grades.len() })),
-                },
-            )
-            .await?;
+        let chunk = crate::batch::CHUNK;
+        let total = branches.len() as u64;
+        let chunk_at = |start: usize| -> Vec<Vec<MemberInput>> {
+            vec![Vec::new(); chunk.min(branches.len().saturating_sub(start))]
+        };
+
+        // This task reads the stream and gathers chunks; each full chunk is graded and stored by
+        // its own task (two at most at a time), so decoding, grading and writing overlap.
+        let mut tasks: tokio::task::JoinSet<Result<Vec<(Uuid, BranchOutcome)>, AppError>> =
+            tokio::task::JoinSet::new();
+        let mut outcomes = Vec::with_capacity(branches.len());
+        let mut finish_one = async |tasks: &mut tokio::task::JoinSet<_>,
+                                    outcomes: &mut Vec<(Uuid, BranchOutcome)>|
+               -> Result<(), AppError> {
+            if let Some(done) = tasks.join_next().await {
+                outcomes
+                    .extend(done.map_err(|e| AppError::Corrupt(format!("grading task: {e}")))??);
+                progress(outcomes.len() as u64, total);
+            }
+            Ok(())
+        };
+        let spawn =
+            |tasks: &mut tokio::task::JoinSet<_>, start: usize, inputs: Vec<Vec<MemberInput>>| {
+                let this = self.clone();
+                let standard = standard.clone();
+                let actor = actor.to_owned();
+                let part: Vec<OrgRow> = branches[start..start + inputs.len()].to_vec();
+                tasks.spawn(async move {
+                    this.store_chunk(&standard, through, &part, inputs, year, &actor)
+                        .await
+                });
+            };
+        let mut start = 0;
+        let mut current = chunk_at(0);
+        let mut rows = std::pin::pin!(inputs_store::aggregated_members(
+            self.db.get_postgres_connection_pool(),
+            &first.path,
+            &last.path,
+            year,
+        ));
+        while let Some(row) = rows.next().await {
+            let Some((branch, input)) = inputs::member_input(row?, &index, year) else {
+                continue;
+            };
+            if branch < start {
+                return Err(AppError::Corrupt(
+                    "members did not arrive in the order of their branches".into(),
+                ));
+            }
+            while branch >= start + current.len() {
+                let full = std::mem::replace(&mut current, chunk_at(start + chunk));
+                if tasks.len() >= 2 {
+                    finish_one(&mut tasks, &mut outcomes).await?;
+                }
+                spawn(&mut tasks, start, full);
+                start += chunk;
+            }
+            current[branch - start].push(input);
         }
+        // The rest, including trailing branches without members.
+        while start < branches.len() {
+            let full = std::mem::replace(&mut current, chunk_at(start + chunk));
+            if tasks.len() >= 2 {
+                finish_one(&mut tasks, &mut outcomes).await?;
+            }
+            spawn(&mut tasks, start, full);
+            start += chunk;
+        }
+        while !tasks.is_empty() {
+            finish_one(&mut tasks, &mut outcomes).await?;
+        }
+        Ok(outcomes)
+    }
+
+    /// Grades one chunk of branches from their inputs and stores what changed, in one
+    /// transaction under the branches' locks (a confirmed or final branch is left alone).
+    async fn store_chunk(
+        &self,
+        standard: &jifen_standard::Standard,
+        through: u32,
+        branches: &[OrgRow],
+        members: Vec<Vec<MemberInput>>,
+        year: i32,
+        actor: &str,
+    ) -> Result<Vec<(Uuid, BranchOutcome)>, AppError> {
+        let ids: Vec<Uuid> = branches.iter().map(|b| b.id).collect();
+        let txn = self.db.begin().await?;
+        gradings::lock_branches(&txn, &ids, year).await?;
+        let statuses = gradings::statuses(&txn, &ids, year).await?;
+        let open: Vec<Uuid> = ids
+            .iter()
+            .copied()
+            .filter(|id| statuses.get(id).is_none_or(|s| s == "proposed"))
+            .collect();
+        let mut held: HashMap<Uuid, Vec<GradeRow>> = HashMap::new();
+        for row in gradings::grades_of(&txn, &open, year).await? {
+            held.entry(row.branch_id).or_default().push(row);
+        }
+        let mut outcomes = Vec::with_capacity(branches.len());
+        let mut changed = Vec::new();
+        for (branch, inputs) in branches.iter().zip(members) {
+            if statuses.get(&branch.id).is_some_and(|s| s != "proposed") {
+                outcomes.push((branch.id, BranchOutcome::Settled));
+                continue;
+            }
+            let proposals =
+                domain::grade_branch(standard, Some(branch.unit_type.as_str()), through, &inputs);
+            let grades: Vec<NewGrade> = proposals
+                .iter()
+                .map(|p| NewGrade {
+                    member_id: p.member_id,
+                    base: p.totals.base.tenths(),
+                    bonus: p.totals.bonus.tenths(),
+                    deductions: p.totals.deductions.tenths(),
+                    evaluation: p.totals.evaluation.tenths(),
+                    total: p.totals.total.tenths(),
+                    grade: p.grade.as_str().to_owned(),
+                    reasons: p.reasons.clone(),
+                })
+                .collect();
+            let unchanged = statuses.contains_key(&branch.id)
+                && gradings::same_grades(
+                    held.get(&branch.id).map_or(&[][..], Vec::as_slice),
+                    &grades,
+                );
+            if unchanged {
+                outcomes.push((branch.id, BranchOutcome::Unchanged));
+            } else {
+                outcomes.push((branch.id, BranchOutcome::Stored));
+                changed.push(gradings::BranchProposals {
+                    branch_id: branch.id,
+                    branch_path: branch.path.clone(),
+                    grades,
+                });
+            }
+        }
+        gradings::store_proposals(&txn, year, self.clock.now(), actor, &changed).await?;
         txn.commit().await?;
-        Ok(if changed {
-            BranchOutcome::Stored
-        } else {
-            BranchOutcome::Unchanged
-        })
+        Ok(outcomes)
     }
 
     /// `ComputeGrading`: proposals for every branch of the subtree of `org_id`.
@@ -157,9 +259,15 @@ impl Grading {
                 Some("org_id".into()),
             ));
         }
-        for branch in &branches {
-            let outcome = self.grade_branch(branch, year, &caller.subject).await?;
-            if outcome == BranchOutcome::Settled && branch.id == org.id {
+        let mut progress = |_: u64, _: u64| {};
+        let outcomes = self
+            .grade_subtree(&branches, year, &caller.subject, &mut progress)
+            .await?;
+        {
+            if outcomes
+                .iter()
+                .any(|(id, o)| *o == BranchOutcome::Settled && *id == org.id)
+            {
                 return Err(AppError::conflict(
                     "grading_confirmed",
                     "the branch has confirmed this grading; it is no longer recomputed",

@@ -1,15 +1,11 @@
 //! Turns projection rows into the pure domain's inputs: one branch's graded members with their
 //! ledger entries, quarter results, sanctions of the year and last year's final total.
 
-use super::AppError;
 use crate::domain::{Category, Entry, MemberInput, QuarterResult, SanctionKind, Source};
-use crate::store::gradings;
 use crate::store::inputs::{self, EntryRow, QuarterRow};
 use crate::store::projection::MemberRow;
 use jifen_standard::DeciPoints;
-use sea_orm::ConnectionTrait;
 use std::collections::HashMap;
-use uuid::Uuid;
 
 /// Whether a member is graded (RULES.md §5): active, full or probationary, not `exempt`.
 pub(crate) fn category_if_graded(m: &MemberRow) -> Option<Category> {
@@ -88,42 +84,49 @@ pub(crate) fn sanctions_in(m: &MemberRow, year: i32) -> Vec<SanctionKind> {
         .unwrap_or_default()
 }
 
-/// The graded members of the branch at `branch_path` with everything their grading needs.
-pub(crate) async fn branch_inputs(
-    conn: &impl ConnectionTrait,
-    branch_path: &str,
+/// The path of the branch among `branches` (by path) that holds `member_path`: the longest
+/// `/`-ended prefix of it that is a branch.
+pub(crate) fn branch_of(member_path: &str, branches: &HashMap<&str, usize>) -> Option<usize> {
+    member_path
+        .char_indices()
+        .filter(|(_, c)| *c == '/')
+        .map(|(i, _)| &member_path[..=i])
+        .rev()
+        .find_map(|prefix| branches.get(prefix).copied())
+}
+
+/// One member's grading input, if the member is graded, with the position of their branch in
+/// `index` (branch path → position).
+pub(crate) fn member_input(
+    row: inputs::AggregatedMember,
+    index: &HashMap<&str, usize>,
     year: i32,
-) -> Result<Vec<MemberInput>, AppError> {
-    let members: Vec<(MemberRow, Category)> = inputs::members_under(conn, branch_path)
-        .await?
-        .into_iter()
-        .filter_map(|m| category_if_graded(&m).map(|c| (m, c)))
-        .collect();
-    if members.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut entries: HashMap<Uuid, Vec<Entry>> = HashMap::new();
-    for row in inputs::entries_under(conn, branch_path, year).await? {
-        entries.entry(row.member_id).or_default().push(entry(&row));
-    }
-    let mut quarter_rows: HashMap<Uuid, Vec<QuarterRow>> = HashMap::new();
-    for row in inputs::quarters_under(conn, branch_path, year).await? {
-        quarter_rows.entry(row.member_id).or_default().push(row);
-    }
-    let ids: Vec<Uuid> = members.iter().map(|(m, _)| m.id).collect();
-    let previous: HashMap<Uuid, i32> = gradings::final_totals(conn, year - 1, &ids)
-        .await?
-        .into_iter()
-        .collect();
-    Ok(members
-        .into_iter()
-        .map(|(m, category)| MemberInput {
-            member_id: m.id,
+) -> Option<(usize, MemberInput)> {
+    let category = category_if_graded(&row.member)?;
+    let branch = branch_of(&row.member.org_path, index)?;
+    Some((
+        branch,
+        MemberInput {
+            member_id: row.member.id,
             category,
-            entries: entries.remove(&m.id).unwrap_or_default(),
-            quarters: quarters(quarter_rows.remove(&m.id).unwrap_or_default()),
-            sanctions: sanctions_in(&m, year),
-            previous_final_total: previous.get(&m.id).copied().map(DeciPoints::from_tenths),
-        })
-        .collect())
+            entries: row.entries.iter().map(entry).collect(),
+            quarters: quarters(row.quarters),
+            sanctions: sanctions_in(&row.member, year),
+            previous_final_total: row.previous_total.map(DeciPoints::from_tenths),
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_member_belongs_to_the_branch_on_its_path() {
+        let index: HashMap<&str, usize> = [("/r/b1/", 0), ("/r/b2/", 1)].into_iter().collect();
+        assert_eq!(branch_of("/r/b1/", &index), Some(0));
+        assert_eq!(branch_of("/r/b2/g/", &index), Some(1));
+        assert_eq!(branch_of("/r/b3/", &index), None);
+        assert_eq!(branch_of("/r/", &index), None);
+    }
 }
