@@ -73,7 +73,11 @@ async fn seed(db: &DatabaseConnection, members: u64) -> anyhow::Result<()> {
     )
     .await?;
     // The ledger without its indexes while loading, then indexed once.
-    exec(db, "ALTER TABLE ledger_entries DROP CONSTRAINT ledger_entries_pkey").await?;
+    exec(
+        db,
+        "ALTER TABLE ledger_entries DROP CONSTRAINT ledger_entries_pkey",
+    )
+    .await?;
     exec(db, "DROP INDEX ledger_entries_ref_idx").await?;
     exec(
         db,
@@ -91,7 +95,11 @@ async fn seed(db: &DatabaseConnection, members: u64) -> anyhow::Result<()> {
         "ALTER TABLE ledger_entries ADD PRIMARY KEY (member_id, year, ref, line)",
     )
     .await?;
-    exec(db, "CREATE INDEX ledger_entries_ref_idx ON ledger_entries (ref)").await?;
+    exec(
+        db,
+        "CREATE INDEX ledger_entries_ref_idx ON ledger_entries (ref)",
+    )
+    .await?;
     exec(
         db,
         &format!(
@@ -142,7 +150,11 @@ pub async fn batch_vs_ceiling(members: u64) -> anyhow::Result<GradingBench> {
         ))
         .await?;
     let ceiling = started.elapsed();
-    anyhow::ensure!(sums.len() as u64 == members, "the ceiling saw {} members", sums.len());
+    anyhow::ensure!(
+        sums.len() as u64 == members,
+        "the ceiling saw {} members",
+        sums.len()
+    );
 
     let binary = std::env::current_exe()?
         .parent()
@@ -190,7 +202,10 @@ pub async fn batch_vs_ceiling(members: u64) -> anyhow::Result<GradingBench> {
         .await?
         .and_then(|r| r.try_get::<i64>("", "n").ok())
         .unwrap_or(0);
-    anyhow::ensure!(graded as u64 == members, "the batch graded {graded} of {members} members");
+    anyhow::ensure!(
+        graded as u64 == members,
+        "the batch graded {graded} of {members} members"
+    );
     db.close().await?;
     Ok(GradingBench {
         members,
@@ -202,12 +217,10 @@ pub async fn batch_vs_ceiling(members: u64) -> anyhow::Result<GradingBench> {
     })
 }
 
-async fn jifen_grading_migrate(
-    server: &str,
-    name: &str,
-) -> anyhow::Result<DatabaseConnection> {
+async fn jifen_grading_migrate(server: &str, name: &str) -> anyhow::Result<DatabaseConnection> {
     use sea_orm_migration::MigratorTrait as _;
-    let db = jifen_platform::db::connect(&jifen_platform::db::database_url(server, name), 4).await?;
+    let db =
+        jifen_platform::db::connect(&jifen_platform::db::database_url(server, name), 4).await?;
     jifen_migrations::GradingMigrator::up(&db, None).await?;
     Ok(db)
 }
@@ -216,7 +229,10 @@ impl GradingBench {
     pub fn print(&self) {
         println!(
             "{:<34} {:>9} members {:>11} lines  seed {:>6.1} s",
-            "grading city", self.members, self.lines, self.seed.as_secs_f64()
+            "grading city",
+            self.members,
+            self.lines,
+            self.seed.as_secs_f64()
         );
         println!(
             "{:<34} {:>9.2} s",

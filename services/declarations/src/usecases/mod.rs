@@ -16,10 +16,10 @@ pub use declarations::{DeclarationView, TransitionView};
 pub use evidence::{EvidenceStore, EvidenceView};
 pub use standards::StandardView;
 
-use jifen_platform::clock::Clock;
 use crate::domain::Violation;
 use crate::domain::authz::Decision;
 use jifen_platform::auth::Principal;
+use jifen_platform::clock::Clock;
 use jifen_standard::Standard;
 use sea_orm::{DatabaseConnection, DbErr};
 use std::collections::HashMap;

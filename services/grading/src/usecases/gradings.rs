@@ -307,10 +307,12 @@ impl Grading {
     ) -> Result<GradingView, AppError> {
         let year = check_year(year)?;
         let org = self.org(org_id).await?;
+        // A member reads the published grading of their branch, also from a group under it.
         let own_branch = match caller.member_id {
-            Some(me) => projection::find_member(&self.db, me)
-                .await?
-                .and_then(|m| (m.org_id == org.id).then(|| org.path.clone())),
+            Some(me) => projection::find_member(&self.db, me).await?.and_then(|m| {
+                (org.kind == "branch" && m.org_path.starts_with(&org.path))
+                    .then(|| org.path.clone())
+            }),
             None => None,
         };
         let view = self.view(&org, year).await;
@@ -619,13 +621,14 @@ impl Grading {
             Some(grade) => {
                 decided.status = "changed".into();
                 decided.grade = Some(grade.as_str().to_owned());
+                // The grade's reason is now the committee's decision, not an earlier override.
                 gradings::set_grade(
                     &txn,
                     appeal.branch_id,
                     appeal.year,
                     appeal.member_id,
                     grade.as_str(),
-                    None,
+                    Some(reason),
                 )
                 .await?;
             }
