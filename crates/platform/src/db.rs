@@ -65,15 +65,27 @@ pub async fn connect(
     Database::connect(opts).await
 }
 
-/// Creates the database if needed, connects and applies every pending migration of `M`.
+/// Creates the database if needed, connects with a pool of `max_connections` and applies every
+/// pending migration of `M` in one transaction holding the advisory lock `lock_key`, so that
+/// instances starting together migrate one at a time.
 pub async fn connect_and_migrate<M: MigratorTrait>(
     server_url: &str,
     name: &str,
     max_connections: u32,
+    lock_key: i64,
 ) -> Result<DatabaseConnection, sea_orm::DbErr> {
+    use sea_orm::{ConnectionTrait as _, TransactionTrait as _};
     ensure_database(server_url, name).await?;
     let db = connect(&database_url(server_url, name), max_connections).await?;
-    M::up(&db, None).await?;
+    let txn = db.begin().await?;
+    txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        "SELECT pg_advisory_xact_lock($1)",
+        [lock_key.into()],
+    ))
+    .await?;
+    M::up(&txn, None).await?;
+    txn.commit().await?;
     Ok(db)
 }
 

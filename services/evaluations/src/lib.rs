@@ -30,8 +30,7 @@ use jifen_eventbus::{BusConfig, Consumer, Relay};
 use jifen_migrations::EvaluationsMigrator;
 use jifen_platform::auth::TokenVerifier;
 use jifen_platform::settings::{CoreSettings, parse_or, var_opt, var_or};
-use sea_orm::{DatabaseConnection, TransactionTrait as _};
-use sea_orm_migration::MigratorTrait as _;
+use sea_orm::DatabaseConnection;
 use secrecy::{ExposeSecret as _, SecretSlice};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -158,22 +157,14 @@ pub async fn migrate(
     database_url: &str,
     database_name: &str,
 ) -> anyhow::Result<DatabaseConnection> {
-    jifen_platform::db::ensure_database(database_url, database_name)
-        .await
-        .with_context(|| format!("creating database {database_name}"))?;
-    let db = jifen_platform::db::connect(
-        &jifen_platform::db::database_url(database_url, database_name),
+    jifen_platform::db::connect_and_migrate::<EvaluationsMigrator>(
+        database_url,
+        database_name,
         POOL_SIZE,
+        store::STARTUP_LOCK_KEY,
     )
     .await
-    .with_context(|| format!("connecting to database {database_name}"))?;
-    let txn = db.begin().await?;
-    store::lock_startup(&txn).await?;
-    EvaluationsMigrator::up(&txn, None)
-        .await
-        .context("applying migrations")?;
-    txn.commit().await?;
-    Ok(db)
+    .with_context(|| format!("creating, connecting to or migrating database {database_name}"))
 }
 
 /// The evaluations service, built and bound, ready to run.

@@ -18,23 +18,13 @@ use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 /// Key of the advisory lock that serializes start-up work between instances ("jifen-decl").
-const STARTUP_LOCK_KEY: i64 = 0x6a69_6665_6e2d_6463;
+pub(crate) const STARTUP_LOCK_KEY: i64 = 0x6a69_6665_6e2d_6463;
 /// High bits of the per-year advisory locks that order standard publication against the first
 /// declaration of a year.
 const YEAR_LOCK_BASE: i64 = 0x6a69_6665_6e00_0000;
 
 fn stmt(sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
-}
-
-/// Takes the start-up advisory lock until the end of the caller's transaction.
-pub async fn lock_startup(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
-    conn.execute_raw(stmt(
-        "SELECT pg_advisory_xact_lock($1)",
-        [STARTUP_LOCK_KEY.into()],
-    ))
-    .await?;
-    Ok(())
 }
 
 /// Locks `year` until the end of the transaction: exclusively to publish a standard, shared to

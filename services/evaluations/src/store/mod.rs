@@ -9,20 +9,10 @@ pub mod replica;
 pub mod rounds;
 pub mod standards;
 
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, SqlErr, Statement, Value};
+use sea_orm::{DbBackend, DbErr, SqlErr, Statement, Value};
 
 /// Key of the advisory lock that serializes start-up migrations between instances.
-const STARTUP_LOCK_KEY: i64 = 0x6a69_6665_6e2d_6576;
-
-/// Takes the start-up advisory lock until the end of the caller's transaction.
-pub async fn lock_startup(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
-    conn.execute_raw(stmt(
-        "SELECT pg_advisory_xact_lock($1)",
-        [STARTUP_LOCK_KEY.into()],
-    ))
-    .await?;
-    Ok(())
-}
+pub(crate) const STARTUP_LOCK_KEY: i64 = 0x6a69_6665_6e2d_6576;
 
 /// Whether `error` is a unique violation of the constraint or index named `constraint`.
 pub fn is_unique_violation(error: &DbErr, constraint: &str) -> bool {

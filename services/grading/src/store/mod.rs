@@ -12,20 +12,10 @@ pub mod gradings;
 pub mod inputs;
 pub mod projection;
 
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
+use sea_orm::{DbBackend, DbErr, Statement, Value};
 
 /// Key of the advisory lock that serializes start-up migrations between instances.
-const STARTUP_LOCK_KEY: i64 = 0x6a69_6665_6e2d_6772;
-
-/// Takes the start-up advisory lock until the end of the caller's transaction.
-pub async fn lock_startup(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
-    conn.execute_raw(stmt(
-        "SELECT pg_advisory_xact_lock($1)",
-        [STARTUP_LOCK_KEY.into()],
-    ))
-    .await?;
-    Ok(())
-}
+pub(crate) const STARTUP_LOCK_KEY: i64 = 0x6a69_6665_6e2d_6772;
 
 /// `'<path>%'` as an SQL literal, for `column LIKE <literal>`: a constant pattern lets PostgreSQL
 /// use the `text_pattern_ops` index, which a `$n || '%'` parameter (a generic plan) does not.

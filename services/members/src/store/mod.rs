@@ -15,7 +15,7 @@ use sea_orm::{ConnectionTrait, DbBackend, DbErr, SqlErr, Statement};
 
 /// Key of the advisory lock that serializes start-up work (migrations, bootstrap) between
 /// instances starting at the same time on one database ("jifen-members" as an integer).
-const STARTUP_LOCK_KEY: i64 = 0x6a69_6665_6e2d_6d62;
+pub(crate) const STARTUP_LOCK_KEY: i64 = 0x6a69_6665_6e2d_6d62;
 
 /// Takes the start-up advisory lock until the end of the caller's transaction.
 pub async fn lock_startup(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
