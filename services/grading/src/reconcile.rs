@@ -155,7 +155,7 @@ fn totals_of(
             } else {
                 domain::Source::Declaration
             },
-            item_code: item.clone(),
+            item_code: item.as_str().into(),
             points: jifen_standard::DeciPoints::from_tenths(*points),
         })
         .collect();

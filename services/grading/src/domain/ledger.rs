@@ -29,7 +29,8 @@
 //! * intermediate sums are `i64`; amounts are converted back to [`DeciPoints`] saturating at the
 //!   `i32` range (only deductions could get there, and only with absurd input).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use jifen_standard::{DeciPoints, Grade, Item, ItemKind, Standard};
 
@@ -59,8 +60,9 @@ pub struct Entry {
     pub month: u32,
     /// Declaration line or branch record.
     pub source: Source,
-    /// Code of the item in the standard (`P01`).
-    pub item_code: String,
+    /// Code of the item in the standard (`P01`); shared, so a city's millions of entries hold
+    /// a few dozen strings.
+    pub item_code: Arc<str>,
     /// Approved points: positive for base and bonus items, negative for deductions, 0 for vetoes.
     pub points: DeciPoints,
 }
@@ -138,7 +140,8 @@ const MAX_SCORE_TENTHS: i64 = 1000;
 /// category's position and cap, so a member's totals are sums over small arrays.
 pub(crate) struct ItemIndex {
     items: Vec<Item>,
-    by_code: HashMap<String, usize>,
+    /// foldhash: item codes are looked up once per entry, millions of times in a batch.
+    by_code: foldhash::HashMap<String, usize>,
     /// Per item: the position of its category in `category_caps`.
     category_of: Vec<usize>,
     /// Per category of the unit type's items: its cap (`None`: no cap, or unknown category).

@@ -39,7 +39,7 @@ fn entry_of(
         } else {
             Source::Declaration
         },
-        item_code,
+        item_code: item_code.into(),
         points: DeciPoints::from_tenths(points),
     })
 }

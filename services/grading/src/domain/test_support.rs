@@ -39,7 +39,7 @@ pub(crate) fn entry(month: u32, code: &str, tenths: i32) -> Entry {
     Entry {
         month,
         source: Source::Branch,
-        item_code: code.to_owned(),
+        item_code: code.into(),
         points: DeciPoints::from_tenths(tenths),
     }
 }

@@ -130,9 +130,18 @@ pub async fn quarters_of(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AggregatedMember {
     pub member: MemberRow,
-    pub entries: Vec<EntryRow>,
+    pub entries: Vec<AggregatedEntry>,
     pub quarters: Vec<QuarterRow>,
     pub previous_total: Option<i32>,
+}
+
+/// One ledger entry as grading reads it (the item code shared between entries).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregatedEntry {
+    pub month: i16,
+    pub branch: bool,
+    pub item_code: std::sync::Arc<str>,
+    pub points: i32,
 }
 
 /// The byte range `[first, upper)` of the member paths under the path-contiguous branches from
@@ -149,8 +158,9 @@ fn sqlx_err(e: sqlx::Error) -> DbErr {
 
 /// Every member under the branches from path `first` to path `last` (consecutive in byte order
 /// of their paths), with their entries and quarters of `year` as arrays (the `member_years`
-/// row kept beside the ledger; binary arrays decode far faster than rows), **streamed** in path
-/// and id order, so the members of one branch arrive together and the caller never holds the
+/// row kept beside the ledger; binary arrays decode far faster than rows), **streamed** in the
+/// byte order of their paths (`USING ~<~`: the path index's own order, so rows flow without a
+/// sort; members of one organization in no particular order), so the members of one branch arrive together and the caller never holds the
 /// whole subtree.
 pub fn aggregated_members<'a>(
     pool: &'a sqlx::PgPool,
@@ -160,7 +170,8 @@ pub fn aggregated_members<'a>(
 ) -> impl futures::Stream<Item = Result<AggregatedMember, DbErr>> + 'a {
     use futures::StreamExt as _;
     const SQL: &str = "SELECT m.id, m.org_id, m.org_path, m.name, m.category, m.status, \
-         m.exempt, m.sanctions, m.version, y.months, y.branch, y.items, y.points, y.quarters, \
+         m.exempt, m.sanctions, m.version, y.months, y.branch, array_to_string(y.items, chr(31)) AS items, y.points, \
+         y.quarters, \
          y.closed, y.rounds, y.scores, y.ballots, y.poor, y.valid, p.total AS previous_total \
          FROM members m LEFT JOIN member_years y ON y.member_id = m.id AND y.year = $1 \
          LEFT JOIN (SELECT gm.member_id, min(gm.total) AS total FROM grading_members gm \
@@ -168,16 +179,40 @@ pub fn aggregated_members<'a>(
           WHERE g.status = 'final' AND gm.year = $1 - 1 GROUP BY gm.member_id) p \
           ON p.member_id = m.id \
          WHERE m.org_path ~>=~ $2 AND m.org_path ~<~ $3 \
-         ORDER BY m.org_path COLLATE \"C\", m.id";
+         ORDER BY m.org_path USING ~<~";
     sqlx::query(SQL)
         .bind(year)
         .bind(first.to_owned())
         .bind(upper_bound(last))
         .fetch(pool)
-        .map(|row| row.and_then(|r| aggregated_member(&r)).map_err(sqlx_err))
+        .map({
+            let mut codes = Codes::default();
+            move |row| {
+                row.and_then(|r| aggregated_member(&r, &mut codes))
+                    .map_err(sqlx_err)
+            }
+        })
 }
 
-fn aggregated_member(r: &sqlx::postgres::PgRow) -> Result<AggregatedMember, sqlx::Error> {
+/// The item codes met so far, each kept once (a city has a few dozen).
+#[derive(Default)]
+struct Codes(foldhash::HashMap<Box<str>, std::sync::Arc<str>>);
+
+impl Codes {
+    fn get(&mut self, code: &str) -> std::sync::Arc<str> {
+        if let Some(shared) = self.0.get(code) {
+            return shared.clone();
+        }
+        let shared: std::sync::Arc<str> = code.into();
+        self.0.insert(code.into(), shared.clone());
+        shared
+    }
+}
+
+fn aggregated_member(
+    r: &sqlx::postgres::PgRow,
+    codes: &mut Codes,
+) -> Result<AggregatedMember, sqlx::Error> {
     use sqlx::Row as _;
     let member = MemberRow {
         id: r.try_get("id")?,
@@ -192,22 +227,27 @@ fn aggregated_member(r: &sqlx::postgres::PgRow) -> Result<AggregatedMember, sqlx
     };
     let months: Vec<i16> = r.try_get::<Option<_>, _>("months")?.unwrap_or_default();
     let branch: Vec<bool> = r.try_get::<Option<_>, _>("branch")?.unwrap_or_default();
-    let items: Vec<String> = r.try_get::<Option<_>, _>("items")?.unwrap_or_default();
+    // One text per member (codes joined by U+001F), not one string per entry.
+    let items: Option<String> = r.try_get("items")?;
     let points: Vec<i32> = r.try_get::<Option<_>, _>("points")?.unwrap_or_default();
-    let entries = months
-        .into_iter()
-        .zip(branch)
-        .zip(items.into_iter().zip(points))
-        .map(|((month, branch), (item_code, points))| EntryRow {
-            member_id: member.id,
-            month,
-            source: if branch { "branch" } else { "declaration" }.to_owned(),
-            // Grading needs neither the source's id nor the line.
-            reference: Uuid::nil(),
-            line: 0,
-            item_code,
-            points,
-            note: String::new(),
+    let items: Vec<&str> = match items.as_deref() {
+        None | Some("") => Vec::new(),
+        Some(text) => text.split('\u{1f}').collect(),
+    };
+    if [items.len(), branch.len(), points.len()]
+        .iter()
+        .any(|len| *len != months.len())
+    {
+        return Err(sqlx::Error::Protocol(
+            "entry arrays of different lengths".into(),
+        ));
+    }
+    let entries = (0..months.len())
+        .map(|i| AggregatedEntry {
+            month: months[i],
+            branch: branch[i],
+            item_code: codes.get(items[i]),
+            points: points[i],
         })
         .collect();
     let quarters: Vec<i16> = r.try_get::<Option<_>, _>("quarters")?.unwrap_or_default();

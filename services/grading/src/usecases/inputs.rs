@@ -27,7 +27,7 @@ pub(crate) fn entry(row: &EntryRow) -> Entry {
         } else {
             Source::Declaration
         },
-        item_code: row.item_code.clone(),
+        item_code: row.item_code.as_str().into(),
         points: DeciPoints::from_tenths(row.points),
     }
 }
@@ -109,7 +109,20 @@ pub(crate) fn member_input(
         MemberInput {
             member_id: row.member.id,
             category,
-            entries: row.entries.iter().map(entry).collect(),
+            entries: row
+                .entries
+                .into_iter()
+                .map(|e| Entry {
+                    month: u32::try_from(e.month).unwrap_or(0),
+                    source: if e.branch {
+                        Source::Branch
+                    } else {
+                        Source::Declaration
+                    },
+                    item_code: e.item_code,
+                    points: DeciPoints::from_tenths(e.points),
+                })
+                .collect(),
             quarters: quarters(row.quarters),
             sanctions: sanctions_in(&row.member, year),
             previous_final_total: row.previous_total.map(DeciPoints::from_tenths),
