@@ -180,6 +180,16 @@ impl Problem {
         Self::new(StatusCode::NOT_FOUND, "not_found", detail)
     }
 
+    /// 404 for an AIP custom method a resource does not have: `verb` is the method named in
+    /// the path (`None`: none was), `resource` what the path names ("a declaration"), `known` the
+    /// methods it has (":submit or :review").
+    pub fn unknown_method(verb: Option<&str>, resource: &str, known: &str) -> Self {
+        match verb {
+            Some(other) => Self::not_found(format!("unknown method :{other} on {resource}")),
+            None => Self::not_found(format!("use a custom method on {resource}: {known}")),
+        }
+    }
+
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)
     }

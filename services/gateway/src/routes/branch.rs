@@ -119,12 +119,7 @@ pub async fn branch_record_action(
                 .await
                 .map(|r| Json(r).into_response())
         }
-        Some(other) => Err(Problem::not_found(format!(
-            "unknown method :{other} on a branch record"
-        ))),
-        None => Err(Problem::not_found(
-            "use a custom method on a branch record: :revoke",
-        )),
+        verb => Err(Problem::unknown_method(verb, "a branch record", ":revoke")),
     }
 }
 
@@ -174,12 +169,7 @@ pub async fn period_action(
                 .await
                 .map(|r| Json(r).into_response())
         }
-        Some(other) => Err(Problem::not_found(format!(
-            "unknown method :{other} on a period"
-        ))),
-        None => Err(Problem::not_found(
-            "use a custom method on a period: :reopen",
-        )),
+        verb => Err(Problem::unknown_method(verb, "a period", ":reopen")),
     }
 }
 

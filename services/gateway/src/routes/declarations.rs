@@ -107,11 +107,10 @@ pub async fn declaration_action(
                 .await
                 .map(|d| Json(d).into_response())
         }
-        Some(other) => Err(Problem::not_found(format!(
-            "unknown method :{other} on a declaration"
-        ))),
-        None => Err(Problem::not_found(
-            "use a custom method on a declaration: :submit or :review",
+        verb => Err(Problem::unknown_method(
+            verb,
+            "a declaration",
+            ":submit or :review",
         )),
     }
 }

@@ -570,9 +570,7 @@ pub async fn round_action(
                 .await
                 .map(|r| Json(r).into_response())
         }
-        other => Err(Problem::not_found(format!(
-            "unknown method :{other} on a round"
-        ))),
+        other => Err(Problem::unknown_method(Some(other), "a round", "")),
     }
 }
 

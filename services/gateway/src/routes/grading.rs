@@ -549,11 +549,7 @@ pub async fn grading_action(
             drop(request);
             finalize_grading(state, caller, id, year).await?
         }
-        other => {
-            return Err(Problem::not_found(format!(
-                "unknown method :{other} on a grading"
-            )));
-        }
+        other => return Err(Problem::unknown_method(Some(other), "a grading", "")),
     };
     Ok(Json(grading).into_response())
 }
@@ -713,12 +709,7 @@ pub async fn appeal_action(
                 .await
                 .map(|a| Json(a).into_response())
         }
-        Some(other) => Err(Problem::not_found(format!(
-            "unknown method :{other} on an appeal"
-        ))),
-        None => Err(Problem::not_found(
-            "use a custom method on an appeal: :decide",
-        )),
+        verb => Err(Problem::unknown_method(verb, "an appeal", ":decide")),
     }
 }
 

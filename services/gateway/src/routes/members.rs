@@ -166,9 +166,7 @@ pub async fn member_action(
                 .await
                 .map(|m| Json(m).into_response())
         }
-        other => Err(Problem::not_found(format!(
-            "unknown method :{other} on a member"
-        ))),
+        other => Err(Problem::unknown_method(Some(other), "a member", "")),
     }
 }
 

@@ -132,41 +132,6 @@ pub async fn grade_of_member(
         .map(|grading| (grade, grading)))
 }
 
-/// The final totals of `year` of `members` (for `below_60_two_years`).
-pub async fn final_totals(
-    conn: &impl ConnectionTrait,
-    year: i32,
-    members: &[Uuid],
-) -> Result<Vec<(Uuid, i32)>, DbErr> {
-    #[derive(FromQueryResult)]
-    struct Row {
-        member_id: Uuid,
-        total: i32,
-    }
-    if members.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut values: Vec<sea_orm::Value> = vec![year.into()];
-    values.extend(members.iter().map(|m| (*m).into()));
-    let list = (0..members.len())
-        .map(|i| format!("${}", i + 2))
-        .collect::<Vec<_>>()
-        .join(", ");
-    Ok(Row::find_by_statement(stmt(
-        format!(
-            "SELECT gm.member_id, gm.total FROM grading_members gm JOIN gradings g \
-             ON g.branch_id = gm.branch_id AND g.year = gm.year \
-             WHERE g.status = 'final' AND gm.year = $1 AND gm.member_id IN ({list})"
-        ),
-        values,
-    ))
-    .all(conn)
-    .await?
-    .into_iter()
-    .map(|r| (r.member_id, r.total))
-    .collect())
-}
-
 /// Proposals to store: `(member_id, base, bonus, deductions, evaluation, total, grade, reasons)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewGrade {

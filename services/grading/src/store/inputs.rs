@@ -1,5 +1,6 @@
-//! What grading reads: the members of a branch, their ledger entries and quarter results, in a
-//! few set-based statements per branch (the year-end batch streams branch by branch).
+//! What grading reads: one member's ledger entries and quarter results (the ledger, reconcile),
+//! and, for grading, every member of a range of branches with their year as arrays, streamed in
+//! path order by one statement.
 
 use super::projection::MemberRow;
 use super::{stmt, subtree_pattern};
@@ -38,23 +39,6 @@ const ENTRY_COLUMNS: &str =
 const QUARTER_COLUMNS: &str =
     "member_id, round_id, quarter, closed_at, score, ballots, poor_ballots, valid";
 
-/// Every member whose organization is `path` or below it (any status), ordered by id.
-pub async fn members_under(
-    conn: &impl ConnectionTrait,
-    path: &str,
-) -> Result<Vec<MemberRow>, DbErr> {
-    let pattern = subtree_pattern(path)?;
-    MemberRow::find_by_statement(stmt(
-        format!(
-            "SELECT id, org_id, org_path, name, category, status, exempt, sanctions, version \
-             FROM members WHERE org_path LIKE {pattern} ORDER BY id"
-        ),
-        [],
-    ))
-    .all(conn)
-    .await
-}
-
 /// The ledger entries of `year` of every member under `path`, in a stable order.
 pub async fn entries_under(
     conn: &impl ConnectionTrait,
@@ -85,24 +69,6 @@ pub async fn entries_of(
              ORDER BY month, source, ref, line"
         ),
         [member_id.into(), year.into()],
-    ))
-    .all(conn)
-    .await
-}
-
-/// The quarter results of `year` of every member under `path`.
-pub async fn quarters_under(
-    conn: &impl ConnectionTrait,
-    path: &str,
-    year: i32,
-) -> Result<Vec<QuarterRow>, DbErr> {
-    let pattern = subtree_pattern(path)?;
-    QuarterRow::find_by_statement(stmt(
-        format!(
-            "SELECT {QUARTER_COLUMNS} FROM quarter_results WHERE year = $1 AND member_id IN \
-             (SELECT id FROM members WHERE org_path LIKE {pattern})"
-        ),
-        [year.into()],
     ))
     .all(conn)
     .await

@@ -6,7 +6,7 @@
 //! * [`projection`]: what the consumed events build — organizations, members, standards, the
 //!   ledger and quarter results — each guarded by the source aggregate's version;
 //! * [`gradings`]: gradings, members' grades, appeals and the audit trail;
-//! * [`inputs`]: one branch's grading inputs, read in a few set-based statements.
+//! * [`inputs`]: a member's ledger rows, and the streamed grading inputs of a range of branches.
 
 pub mod gradings;
 pub mod inputs;
