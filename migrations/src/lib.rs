@@ -1,6 +1,6 @@
 //! Database migrations, one migrator per service database (DESIGN.md §6).
 //!
-//! Every migrator lists [`jifen_eventbus::migration::Migration`] first (the `outbox` and `inbox`
+//! Every migrator lists [`jifen_eventbus::migration::all`] first (the `outbox` and `inbox`
 //! tables), then the service's own tables. Migrations are plain SQL run with
 //! `execute_unprepared`, so what the database holds is readable in one place.
 //!

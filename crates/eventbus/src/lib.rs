@@ -59,7 +59,7 @@
 //! # }
 //! ```
 //!
-//! Every service's migrator lists [`migration::Migration`] to get the `outbox` and `inbox` tables.
+//! Every service's migrator lists [`migration::all`] to get the `outbox` and `inbox` tables.
 //!
 //! # Metrics
 //!
@@ -84,11 +84,12 @@ mod topology;
 pub use config::BusConfig;
 pub use consumer::{Consumer, ConsumerSpec, EventHandler, HandleError, IncomingEvent};
 pub use error::BusError;
-pub use outbox::{OutgoingEvent, stage};
+pub use outbox::{OutgoingEvent, StagedEvent, stage};
 pub use relay::Relay;
 pub use topology::declare_topology;
 
-/// The PostgreSQL notification channel [`stage`] signals and the [`Relay`] listens on.
+/// The PostgreSQL notification channel [`stage`] signals (through `outbox_stage`, which names it
+/// too) and the [`Relay`] listens on.
 pub const OUTBOX_CHANNEL: &str = "jifen_outbox";
 
 /// Header carrying the reason a message was dead-lettered by a consumer.

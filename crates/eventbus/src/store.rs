@@ -12,8 +12,6 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
 use uuid::Uuid;
 
-use crate::OUTBOX_CHANNEL;
-
 /// One row of `outbox`, as staged and as claimed.
 #[derive(Debug, Clone)]
 pub(crate) struct OutboxRow {
@@ -31,26 +29,28 @@ fn stmt(sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
 }
 
-/// Inserts a new outbox row (its `created_at` is the database's `now()`) and signals the relay,
-/// in one round trip; inside a transaction PostgreSQL delivers the notification at commit.
+/// The arguments of `outbox_stage(...)` for `row` (its `created_at` is the database's `now()`).
+pub(crate) fn stage_arguments(row: &OutboxRow) -> [Value; 7] {
+    [
+        row.id.into(),
+        row.routing_key.clone().into(),
+        row.subject.clone().into(),
+        row.source.clone().into(),
+        row.payload.clone().into(),
+        row.traceparent.clone().into(),
+        row.tracestate.clone().into(),
+    ]
+}
+
+/// Inserts a new outbox row and signals the relay (`outbox_stage`), in one round trip; inside a
+/// transaction PostgreSQL delivers the notification at commit.
 pub(crate) async fn insert_outbox(
     conn: &impl ConnectionTrait,
     row: &OutboxRow,
 ) -> Result<(), sea_orm::DbErr> {
     conn.execute_raw(stmt(
-        "WITH staged AS (INSERT INTO outbox (id, routing_key, subject, source, payload, traceparent, tracestate) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id) \
-         SELECT pg_notify($8, '') FROM staged",
-        [
-            row.id.into(),
-            row.routing_key.clone().into(),
-            row.subject.clone().into(),
-            row.source.clone().into(),
-            row.payload.clone().into(),
-            row.traceparent.clone().into(),
-            row.tracestate.clone().into(),
-            OUTBOX_CHANNEL.into(),
-        ],
+        "SELECT outbox_stage($1, $2, $3, $4, $5, $6, $7)",
+        stage_arguments(row),
     ))
     .await?;
     Ok(())

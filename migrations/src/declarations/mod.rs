@@ -5,6 +5,7 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261122_000200_declarations;
+mod m20261130_000201_declaration_write;
 
 /// Migrator of the `jifen_declarations` database.
 pub struct DeclarationsMigrator;
@@ -12,9 +13,9 @@ pub struct DeclarationsMigrator;
 #[async_trait::async_trait]
 impl MigratorTrait for DeclarationsMigrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![
-            Box::new(jifen_eventbus::migration::Migration),
-            Box::new(m20261122_000200_declarations::Migration),
-        ]
+        let mut migrations = jifen_eventbus::migration::all();
+        migrations.push(Box::new(m20261122_000200_declarations::Migration));
+        migrations.push(Box::new(m20261130_000201_declaration_write::Migration));
+        migrations
     }
 }

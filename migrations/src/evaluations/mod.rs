@@ -13,9 +13,8 @@ pub struct EvaluationsMigrator;
 #[async_trait::async_trait]
 impl MigratorTrait for EvaluationsMigrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![
-            Box::new(jifen_eventbus::migration::Migration),
-            Box::new(m20261122_000200_evaluations::Migration),
-        ]
+        let mut migrations = jifen_eventbus::migration::all();
+        migrations.push(Box::new(m20261122_000200_evaluations::Migration));
+        migrations
     }
 }

@@ -13,9 +13,8 @@ pub struct GradingMigrator;
 #[async_trait::async_trait]
 impl MigratorTrait for GradingMigrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![
-            Box::new(jifen_eventbus::migration::Migration),
-            Box::new(m20261130_000300_grading::Migration),
-        ]
+        let mut migrations = jifen_eventbus::migration::all();
+        migrations.push(Box::new(m20261130_000300_grading::Migration));
+        migrations
     }
 }

@@ -11,9 +11,8 @@ pub struct MembersMigrator;
 #[async_trait::async_trait]
 impl MigratorTrait for MembersMigrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![
-            Box::new(jifen_eventbus::migration::Migration),
-            Box::new(m20261122_000100_members::Migration),
-        ]
+        let mut migrations = jifen_eventbus::migration::all();
+        migrations.push(Box::new(m20261122_000100_members::Migration));
+        migrations
     }
 }

@@ -15,7 +15,7 @@ struct ConsumerMigrator;
 
 impl MigratorTrait for ConsumerMigrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(jifen_eventbus::migration::Migration)]
+        jifen_eventbus::migration::all()
     }
 }
 

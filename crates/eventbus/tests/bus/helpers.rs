@@ -35,7 +35,7 @@ struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(jifen_eventbus::migration::Migration)]
+        jifen_eventbus::migration::all()
     }
 }
 

@@ -69,7 +69,7 @@ pub mod member_replica {
 pub mod declaration {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Deserialize)]
     #[sea_orm(table_name = "declarations")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]

@@ -162,14 +162,30 @@ pub async fn find_member(
     member_replica::Entity::find_by_id(id).one(conn).await
 }
 
-/// What saving a member's month needs, read in one round trip: the member, their
+/// What saving a member's month needs, read in one round trip without locks: the member, their
 /// organization's unit type (`other` when unknown), the newest version of the year's standard
-/// (0: none published) and the branch's unrevoked records of the month.
+/// (0: none published), the branch's unrevoked records of the month, the member's declaration
+/// of the month if there is one, until when a reopening (补报) keeps the month open at `now`,
+/// and which of the given evidence references were uploaded.
 pub struct SaveContext {
     pub member: member_replica::Model,
     pub unit_type: String,
     pub standard_version: i64,
     pub records: Vec<branch_record::Model>,
+    pub existing: Option<declaration::Model>,
+    pub reopened_until: Option<chrono::DateTime<chrono::Utc>>,
+    pub uploaded: HashSet<String>,
+}
+
+/// What submitting a declaration needs, read in one round trip without locks: the declaration,
+/// the unit type of its organization, the newest standard version of its year, the branch's
+/// unrevoked records of its month and until when a reopening keeps that month open at `now`.
+pub struct SubmitContext {
+    pub declaration: declaration::Model,
+    pub unit_type: String,
+    pub standard_version: i64,
+    pub records: Vec<branch_record::Model>,
+    pub reopened_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(FromQueryResult)]
@@ -177,22 +193,46 @@ struct ContextRow {
     unit_type: Option<String>,
     standard_version: Option<i64>,
     records: serde_json::Value,
+    existing: Option<serde_json::Value>,
+    reopened_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-fn records_from_json(value: serde_json::Value) -> Result<Vec<branch_record::Model>, DbErr> {
-    serde_json::from_value(value).map_err(|e| DbErr::Custom(format!("branch records as JSON: {e}")))
+fn from_json<T: serde::de::DeserializeOwned>(
+    what: &str,
+    value: serde_json::Value,
+) -> Result<T, DbErr> {
+    serde_json::from_value(value).map_err(|e| DbErr::Custom(format!("{what} as JSON: {e}")))
 }
 
-/// Unrevoked branch records of `member_id` in `month`, as one JSON array (ordered by id).
-const RECORDS_JSON: &str =
-    "(SELECT coalesce(json_agg(b ORDER BY b.id), '[]'::json) FROM branch_records b
-     WHERE b.member_id = $1 AND b.month = $3 AND b.revoked_at IS NULL) AS records";
+/// The context columns common to saving and submitting, for the member `member`, the month
+/// `month`, the year `year`, the organization `org`, the path `path` (SQL expressions) and the
+/// instant `$now`: the unit type, the standard's newest version, the unrevoked branch records
+/// (a JSON array ordered by id) and the latest reopening still open.
+fn context_columns(
+    member: &str,
+    month: &str,
+    year: &str,
+    org: &str,
+    path: &str,
+    now: &str,
+) -> String {
+    format!(
+        "(SELECT unit_type FROM org_replica WHERE id = {org}) AS unit_type,
+         (SELECT max(version) FROM standards WHERE year = {year}) AS standard_version,
+         (SELECT coalesce(json_agg(b ORDER BY b.id), '[]'::json) FROM branch_records b
+          WHERE b.member_id = {member} AND b.month = {month} AND b.revoked_at IS NULL) AS records,
+         (SELECT max(until) FROM reopenings
+          WHERE month = {month} AND until > {now} AND starts_with({path}, org_path)) AS reopened_until"
+    )
+}
 
 pub async fn save_context(
     conn: &impl ConnectionTrait,
     member_id: Uuid,
     year: i32,
     month: &str,
+    evidence: &[String],
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Option<SaveContext>, DbErr> {
     #[derive(FromQueryResult)]
     struct Row {
@@ -203,14 +243,36 @@ pub async fn save_context(
         category: String,
         status: String,
         version: i64,
+        uploaded: Vec<String>,
     }
+    // A declaration keeps the path it was created under; a reopening applies to that path.
     let sql = format!(
-        "SELECT m.id, m.org_id, m.org_path, m.name, m.category, m.status, m.version, o.unit_type,
-                (SELECT max(version) FROM standards WHERE year = $2) AS standard_version, {RECORDS_JSON}
-         FROM member_replica m LEFT JOIN org_replica o ON o.id = m.org_id WHERE m.id = $1"
+        "SELECT m.id, m.org_id, m.org_path, m.name, m.category, m.status, m.version,
+                to_jsonb(d) AS existing,
+                array(SELECT reference FROM evidence WHERE reference = ANY($4)) AS uploaded,
+                {}
+         FROM member_replica m LEFT JOIN declarations d ON d.member_id = m.id AND d.month = $3
+         WHERE m.id = $1",
+        context_columns(
+            "$1",
+            "$3",
+            "$2",
+            "m.org_id",
+            "coalesce(d.org_path, m.org_path)",
+            "$5"
+        )
     );
     let Some(raw) = conn
-        .query_one_raw(stmt(&sql, [member_id.into(), year.into(), month.into()]))
+        .query_one_raw(stmt(
+            &sql,
+            [
+                member_id.into(),
+                year.into(),
+                month.into(),
+                evidence.to_vec().into(),
+                now.into(),
+            ],
+        ))
         .await?
     else {
         return Ok(None);
@@ -229,121 +291,153 @@ pub async fn save_context(
         },
         unit_type: c.unit_type.unwrap_or_else(|| "other".to_owned()),
         standard_version: c.standard_version.unwrap_or(0),
-        records: records_from_json(c.records)?,
+        records: from_json("branch records", c.records)?,
+        existing: c
+            .existing
+            .map(|d| from_json("declaration", d))
+            .transpose()?,
+        reopened_until: c.reopened_until,
+        uploaded: m.uploaded.into_iter().collect(),
     }))
 }
 
-/// What submitting needs besides the declaration, in one round trip: the unit type of `org_id`,
-/// the newest standard version of `year` and the branch's unrevoked records of the month.
 pub async fn submit_context(
     conn: &impl ConnectionTrait,
-    member_id: Uuid,
-    year: i32,
-    month: &str,
-    org_id: Uuid,
-) -> Result<(String, i64, Vec<branch_record::Model>), DbErr> {
+    id: Uuid,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<SubmitContext>, DbErr> {
     let sql = format!(
-        "SELECT (SELECT unit_type FROM org_replica WHERE id = $4) AS unit_type,
-                (SELECT max(version) FROM standards WHERE year = $2) AS standard_version, {RECORDS_JSON}"
+        "SELECT to_jsonb(d) AS existing, {} FROM declarations d WHERE d.id = $1",
+        context_columns(
+            "d.member_id",
+            "d.month",
+            "d.year",
+            "d.org_id",
+            "d.org_path",
+            "$2"
+        )
     );
-    let raw = conn
-        .query_one_raw(stmt(
-            &sql,
-            [member_id.into(), year.into(), month.into(), org_id.into()],
-        ))
+    let Some(raw) = conn
+        .query_one_raw(stmt(&sql, [id.into(), now.into()]))
         .await?
-        .ok_or_else(|| DbErr::Custom("a SELECT without FROM returned no row".into()))?;
+    else {
+        return Ok(None);
+    };
     let c = ContextRow::from_query_result(&raw, "")?;
-    Ok((
-        c.unit_type.unwrap_or_else(|| "other".to_owned()),
-        c.standard_version.unwrap_or(0),
-        records_from_json(c.records)?,
-    ))
+    let declaration = c
+        .existing
+        .ok_or_else(|| DbErr::Custom("a declaration row without its JSON".into()))?;
+    Ok(Some(SubmitContext {
+        declaration: from_json("declaration", declaration)?,
+        unit_type: c.unit_type.unwrap_or_else(|| "other".to_owned()),
+        standard_version: c.standard_version.unwrap_or(0),
+        records: from_json("branch records", c.records)?,
+        reopened_until: c.reopened_until,
+    }))
 }
 
-/// Writes a declaration's new version in one statement: the row (inserted when `new`, else
-/// updated), its snapshot in `declaration_versions`, and the transition when there is one.
-pub async fn write_declaration(
+/// The guards of [`write_guarded`], from the caller's unlocked read.
+pub struct WriteGuards<'a> {
+    /// The version the caller read (0: the declaration is new).
+    pub expected: i64,
+    /// Creating the first declaration of a month: the standard version the caller checked
+    /// against (0: none), re-checked under the year's shared lock.
+    pub standard_version: Option<i64>,
+    /// Submitting: the unrevoked branch records of the month the caller counted, re-checked
+    /// under the member-month lock.
+    pub records: Option<&'a [Uuid]>,
+}
+
+/// What [`write_guarded`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    Written,
+    /// The declaration is no longer at the version read.
+    Changed,
+    /// A standard of the year was published since the read.
+    StandardChanged,
+    /// The month's branch records changed since the read.
+    RecordsChanged,
+}
+
+/// Writes a declaration's new version with `declaration_write` (one round trip, one implicit
+/// transaction): guards, row, snapshot, transition and event, or nothing.
+pub async fn write_guarded(
     conn: &impl ConnectionTrait,
     r: &declaration::Model,
-    new: bool,
+    guards: WriteGuards<'_>,
     snapshot: serde_json::Value,
     transition: Option<NewTransition<'_>>,
-) -> Result<(), DbErr> {
-    let head = if new {
-        "INSERT INTO declarations (id, member_id, month, year, org_id, org_path, status, lines, claimed_total,
-             approved_total, submitted_at, reviewed_at, reviewer_id, comment, version, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id"
-    } else {
-        "UPDATE declarations SET member_id = $2, month = $3, year = $4, org_id = $5, org_path = $6, status = $7,
-             lines = $8, claimed_total = $9, approved_total = $10, submitted_at = $11, reviewed_at = $12,
-             reviewer_id = $13, comment = $14, version = $15, created_at = $16, updated_at = $17
-         WHERE id = $1 RETURNING id"
-    };
-    let (has_transition, t) = match transition {
-        Some(t) => (true, t),
-        None => (
-            false,
-            NewTransition {
-                declaration_id: r.id,
-                version: r.version,
-                actor_id: "",
-                actor_name: "",
-                from_status: "",
-                to_status: "",
-                reason: "",
-                at: r.updated_at,
-            },
-        ),
-    };
-    let sql = format!(
-        "WITH head AS ({head}),
-         version AS (INSERT INTO declaration_versions (declaration_id, version, state, recorded_at)
-                     SELECT id, $15, $18, $17 FROM head),
-         transition AS (INSERT INTO declaration_transitions
-                            (declaration_id, version, actor_id, actor_name, from_status, to_status, reason, at)
-                        SELECT id, $15, $20, $21, $22, $23, $24, $25 FROM head WHERE $19)
-         SELECT count(*) FROM head"
-    );
-    let written = conn
+    event: Option<&jifen_eventbus::StagedEvent>,
+) -> Result<WriteOutcome, DbErr> {
+    let t = transition.as_ref();
+    let mut values: Vec<Value> = vec![
+        r.id.into(),
+        r.member_id.into(),
+        r.month.clone().into(),
+        r.year.into(),
+        r.org_id.into(),
+        r.org_path.clone().into(),
+        r.status.clone().into(),
+        r.lines.clone().into(),
+        r.claimed_total.into(),
+        r.approved_total.into(),
+        r.submitted_at.into(),
+        r.reviewed_at.into(),
+        r.reviewer_id.clone().into(),
+        r.comment.clone().into(),
+        r.version.into(),
+        r.created_at.into(),
+        r.updated_at.into(),
+        guards.expected.into(),
+        snapshot.into(),
+        guards
+            .standard_version
+            .map(|_| YEAR_LOCK_BASE + i64::from(r.year))
+            .into(),
+        guards.standard_version.into(),
+        guards
+            .records
+            .map(|_| member_month_key(r.member_id, &r.month))
+            .into(),
+        guards.records.map(<[Uuid]>::to_vec).into(),
+        t.is_some().into(),
+        t.map(|t| t.actor_id.to_owned()).into(),
+        t.map(|t| t.actor_name.to_owned()).into(),
+        t.map(|t| t.from_status.to_owned()).into(),
+        t.map(|t| t.to_status.to_owned()).into(),
+        t.map(|t| t.reason.to_owned()).into(),
+    ];
+    match event {
+        Some(e) => values.extend(e.arguments()),
+        None => values.extend([
+            Option::<Uuid>::None.into(),
+            Option::<String>::None.into(),
+            Option::<String>::None.into(),
+            Option::<String>::None.into(),
+            Option::<Vec<u8>>::None.into(),
+            Option::<String>::None.into(),
+            Option::<String>::None.into(),
+        ]),
+    }
+    let placeholders = (1..=values.len())
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let outcome: String = conn
         .query_one_raw(stmt(
-            &sql,
-            [
-                r.id.into(),
-                r.member_id.into(),
-                r.month.clone().into(),
-                r.year.into(),
-                r.org_id.into(),
-                r.org_path.clone().into(),
-                r.status.clone().into(),
-                r.lines.clone().into(),
-                r.claimed_total.into(),
-                r.approved_total.into(),
-                r.submitted_at.into(),
-                r.reviewed_at.into(),
-                r.reviewer_id.clone().into(),
-                r.comment.clone().into(),
-                r.version.into(),
-                r.created_at.into(),
-                r.updated_at.into(),
-                snapshot.into(),
-                has_transition.into(),
-                t.actor_id.into(),
-                t.actor_name.into(),
-                t.from_status.into(),
-                t.to_status.into(),
-                t.reason.into(),
-                t.at.into(),
-            ],
+            &format!("SELECT declaration_write({placeholders})"),
+            values,
         ))
         .await?
-        .map(|row| row.try_get_by_index::<i64>(0))
-        .transpose()?
-        .unwrap_or(0);
-    if written == 1 {
-        Ok(())
-    } else {
-        Err(DbErr::RecordNotUpdated)
+        .ok_or_else(|| DbErr::Custom("declaration_write returned no row".into()))?
+        .try_get_by_index(0)?;
+    match outcome.as_str() {
+        "written" => Ok(WriteOutcome::Written),
+        "changed" => Ok(WriteOutcome::Changed),
+        "standard_changed" => Ok(WriteOutcome::StandardChanged),
+        "records_changed" => Ok(WriteOutcome::RecordsChanged),
+        other => Err(DbErr::Custom(format!("declaration_write returned {other}"))),
     }
 }
 
@@ -746,8 +840,13 @@ pub async fn lock_member_month(
 ) -> Result<(), DbErr> {
     conn.execute_raw(stmt(
         "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-        [format!("{member_id}/{month}").into()],
+        [member_month_key(member_id, month).into()],
     ))
     .await?;
     Ok(())
+}
+
+/// The text key (hashed by `hashtextextended`) of the advisory lock on one member's month.
+fn member_month_key(member_id: Uuid, month: &str) -> String {
+    format!("{member_id}/{month}")
 }

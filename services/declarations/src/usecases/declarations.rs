@@ -118,9 +118,62 @@ fn parse_month(r: &row::Model) -> Result<Month, AppError> {
     Month::parse(&r.month).map_err(|_| AppError::Corrupt(format!("declaration {} month", r.id)))
 }
 
+/// Attempts of a save or a submission before a concurrent change is reported (each attempt reads
+/// afresh; only a change landing between the read and the write makes another).
+const ATTEMPTS: usize = 3;
+
+/// Until when a month is open at `now`: the regular window while it lasts, else a reopening
+/// (补报) lasting until `reopened` (read by the caller for that instant); `None` when closed or
+/// not begun.
+fn window(
+    month: Month,
+    deadline_day: u32,
+    now: DateTime<Utc>,
+    reopened: Option<DateTime<Utc>>,
+) -> Option<DateTime<Utc>> {
+    if now < month.opens_at() {
+        None
+    } else if month.is_open(deadline_day, now) {
+        // The regular window counts while it lasts (a reopening is for closed months).
+        Some(month.closes_at(deadline_day))
+    } else {
+        reopened.filter(|until| *until > now)
+    }
+}
+
+/// [`window`], or 409 `period_closed` saying why.
+fn require_open(
+    month: Month,
+    deadline_day: u32,
+    now: DateTime<Utc>,
+    reopened: Option<DateTime<Utc>>,
+) -> Result<DateTime<Utc>, AppError> {
+    match window(month, deadline_day, now, reopened) {
+        Some(until) => Ok(until),
+        None if now < month.opens_at() => Err(AppError::conflict(
+            "period_closed",
+            format!("{month} has not begun: declarations open on {month}-01 (Asia/Shanghai)"),
+        )),
+        None => Err(AppError::conflict(
+            "period_closed",
+            format!(
+                "{month} closed at the end of {} (Asia/Shanghai); ask the branch to reopen it for late declarations (补报)",
+                month.deadline_date(deadline_day)
+            ),
+        )),
+    }
+}
+
+/// A write that lost a race to a concurrent change on every attempt.
+fn concurrent_change() -> AppError {
+    AppError::conflict(
+        "concurrent_change",
+        "the declaration changed at the same moment; retry",
+    )
+}
+
 impl Declarations {
-    /// Until when `member_path`'s members may change `month` at `now`: the regular window, or a
-    /// reopening (补报), whichever lasts longer; `None` when closed or not begun.
+    /// Until when `member_path`'s members may change `month` at `now` (see [`window`]).
     pub(crate) async fn open_until(
         &self,
         conn: &impl ConnectionTrait,
@@ -129,41 +182,12 @@ impl Declarations {
         deadline_day: u32,
         now: DateTime<Utc>,
     ) -> Result<Option<DateTime<Utc>>, AppError> {
-        if now < month.opens_at() {
-            return Ok(None);
-        }
-        if month.is_open(deadline_day, now) {
-            // The regular window counts while it lasts (a reopening is for closed months).
-            return Ok(Some(month.closes_at(deadline_day)));
-        }
-        Ok(store::reopened_until(conn, member_path, &month.to_string(), now).await?)
-    }
-
-    async fn require_open(
-        &self,
-        conn: &impl ConnectionTrait,
-        member_path: &str,
-        month: Month,
-        deadline_day: u32,
-    ) -> Result<DateTime<Utc>, AppError> {
-        let now = self.clock.now();
-        match self
-            .open_until(conn, member_path, month, deadline_day, now)
-            .await?
-        {
-            Some(until) => Ok(until),
-            None if now < month.opens_at() => Err(AppError::conflict(
-                "period_closed",
-                format!("{month} has not begun: declarations open on {month}-01 (Asia/Shanghai)"),
-            )),
-            None => Err(AppError::conflict(
-                "period_closed",
-                format!(
-                    "{month} closed at the end of {} (Asia/Shanghai); ask the branch to reopen it for late declarations (补报)",
-                    month.deadline_date(deadline_day)
-                ),
-            )),
-        }
+        let reopened = if now >= month.opens_at() && !month.is_open(deadline_day, now) {
+            store::reopened_until(conn, member_path, &month.to_string(), now).await?
+        } else {
+            None
+        };
+        Ok(window(month, deadline_day, now, reopened))
     }
 
     async fn member(
@@ -280,6 +304,9 @@ impl Declarations {
 
     /// `PUT /members/{id}/declarations/{month}`: replaces the lines of the member's draft (a
     /// returned declaration becomes a draft again).
+    ///
+    /// One unlocked read, the checks, and one guarded write ([`store::write_guarded`]); a change
+    /// landing in between makes the write refuse, and the save starts over from a fresh read.
     pub async fn save_declaration(
         &self,
         actor: &Principal,
@@ -287,134 +314,137 @@ impl Declarations {
         month: Month,
         inputs: &[LineInput],
     ) -> Result<DeclarationView, AppError> {
-        let context = store::save_context(&self.db, member_id, month.year(), &month.to_string())
+        let references: Vec<String> = inputs
+            .iter()
+            .flat_map(|l| l.evidence.iter().cloned())
+            .collect();
+        for _ in 0..ATTEMPTS {
+            let now = self.clock.now();
+            let context = store::save_context(
+                &self.db,
+                member_id,
+                month.year(),
+                &month.to_string(),
+                &references,
+                now,
+            )
             .await?
             .ok_or(AppError::NotFound {
                 field: "member_id",
                 what: "member",
             })?;
-        let member = &context.member;
-        authorize(
-            authz::edit_declaration(actor, member.id, &member.org_path),
-            "member_id",
-            "member",
-        )?;
-        if member.status != "active" {
-            return Err(AppError::conflict(
-                "member_not_active",
-                format!("the member is {}, not active", member.status),
-            ));
-        }
-        let (_, standard) = self
-            .require_standard_at(&self.db, month.year(), context.standard_version)
-            .await?;
-        let items = standard.items_for(&context.unit_type);
-        let references: Vec<String> = inputs
-            .iter()
-            .flat_map(|l| l.evidence.iter().cloned())
-            .collect();
-        let uploaded = store::known_evidence(&self.db, &references).await?;
-        let lines = declaration::build_lines(inputs, &items, &uploaded, Uuid::now_v7)
-            .map_err(AppError::Invalid)?;
-        let branch_lines: Vec<RecordView> =
-            context.records.iter().map(RecordView::from_row).collect();
-
-        let txn = self.db.begin().await?;
-        let existing = store::find_member_month(&txn, member.id, &month.to_string(), true).await?;
-        if existing.is_none() {
-            // The year's first declaration must not slip past a standard being republished.
-            store::lock_year(&txn, month.year(), false).await?;
-        }
-        let path = existing
-            .as_ref()
-            .map_or(member.org_path.as_str(), |r| r.org_path.as_str())
-            .to_owned();
-        let open_until = self
-            .require_open(&txn, &path, month, standard.deadline_day())
-            .await?;
-        let now = self.clock.now();
-        let lines_json =
-            serde_json::to_value(&lines).map_err(|e| AppError::Corrupt(e.to_string()))?;
-        let claimed_total = declaration::claimed_total(&lines);
-        let (saved, from) = match existing {
-            Some(r) => {
-                let status =
-                    Status::parse(&r.status).ok_or_else(|| AppError::Corrupt("status".into()))?;
-                if !status.is_editable() {
-                    return Err(AppError::conflict(
-                        "not_editable",
-                        format!(
-                            "the declaration is {}; only a draft or a returned declaration can be changed",
-                            status.as_str()
-                        ),
-                    ));
-                }
-                let saved = row::Model {
-                    status: Status::Draft.as_str().to_owned(),
-                    lines: lines_json,
-                    claimed_total,
-                    approved_total: None,
-                    version: r.version + 1,
-                    updated_at: now,
-                    ..r
-                };
-                (saved, Some(status))
+            let member = &context.member;
+            authorize(
+                authz::edit_declaration(actor, member.id, &member.org_path),
+                "member_id",
+                "member",
+            )?;
+            if member.status != "active" {
+                return Err(AppError::conflict(
+                    "member_not_active",
+                    format!("the member is {}, not active", member.status),
+                ));
             }
-            None => (
-                row::Model {
-                    id: Uuid::now_v7(),
-                    member_id: member.id,
-                    month: month.to_string(),
-                    year: month.year(),
-                    org_id: member.org_id,
-                    org_path: member.org_path.clone(),
-                    status: Status::Draft.as_str().to_owned(),
-                    lines: lines_json,
-                    claimed_total,
-                    approved_total: None,
-                    submitted_at: None,
-                    reviewed_at: None,
-                    reviewer_id: None,
-                    comment: String::new(),
-                    version: 1,
-                    created_at: now,
-                    updated_at: now,
-                },
-                None,
-            ),
-        };
-        // A save of a draft is a new version but not a transition.
-        let from_text = from.map_or("", Status::as_str);
-        let reason = if from.is_some() {
-            "changed after being returned"
-        } else {
-            "created"
-        };
-        let name = actor_name(actor);
-        let transition = (from != Some(Status::Draft)).then(|| NewTransition {
-            declaration_id: saved.id,
-            version: saved.version,
-            actor_id: &actor.subject,
-            actor_name: &name,
-            from_status: from_text,
-            to_status: &saved.status,
-            reason,
-            at: now,
-        });
-        store::write_declaration(&txn, &saved, from.is_none(), snapshot(&saved), transition)
-            .await
-            .map_err(|e| {
-                if store::is_unique_violation(&e, "declarations_member_month_key") {
-                    AppError::conflict(
-                        "concurrent_change",
-                        "the declaration was created at the same moment; retry",
-                    )
-                } else {
-                    AppError::Db(e)
+            let (version, standard) = self
+                .require_standard_at(&self.db, month.year(), context.standard_version)
+                .await?;
+            let items = self.items_of(month.year(), version, &standard, &context.unit_type);
+            let lines = declaration::build_lines(inputs, &items, &context.uploaded, Uuid::now_v7)
+                .map_err(AppError::Invalid)?;
+            let open_until =
+                require_open(month, standard.deadline_day(), now, context.reopened_until)?;
+            let lines_json =
+                serde_json::to_value(&lines).map_err(|e| AppError::Corrupt(e.to_string()))?;
+            let claimed_total = declaration::claimed_total(&lines);
+            let expected = context.existing.as_ref().map_or(0, |r| r.version);
+            let (saved, from) = match context.existing {
+                Some(r) => {
+                    let status = Status::parse(&r.status)
+                        .ok_or_else(|| AppError::Corrupt("status".into()))?;
+                    if !status.is_editable() {
+                        return Err(AppError::conflict(
+                            "not_editable",
+                            format!(
+                                "the declaration is {}; only a draft or a returned declaration can be changed",
+                                status.as_str()
+                            ),
+                        ));
+                    }
+                    let saved = row::Model {
+                        status: Status::Draft.as_str().to_owned(),
+                        lines: lines_json,
+                        claimed_total,
+                        approved_total: None,
+                        version: r.version + 1,
+                        updated_at: now,
+                        ..r
+                    };
+                    (saved, Some(status))
                 }
-            })?;
-        txn.commit().await?;
-        view_of(&saved, branch_lines, Some(open_until))
+                None => (
+                    row::Model {
+                        id: Uuid::now_v7(),
+                        member_id: member.id,
+                        month: month.to_string(),
+                        year: month.year(),
+                        org_id: member.org_id,
+                        org_path: member.org_path.clone(),
+                        status: Status::Draft.as_str().to_owned(),
+                        lines: lines_json,
+                        claimed_total,
+                        approved_total: None,
+                        submitted_at: None,
+                        reviewed_at: None,
+                        reviewer_id: None,
+                        comment: String::new(),
+                        version: 1,
+                        created_at: now,
+                        updated_at: now,
+                    },
+                    None,
+                ),
+            };
+            // A save of a draft is a new version but not a transition.
+            let from_text = from.map_or("", Status::as_str);
+            let reason = if from.is_some() {
+                "changed after being returned"
+            } else {
+                "created"
+            };
+            let name = actor_name(actor);
+            let transition = (from != Some(Status::Draft)).then(|| NewTransition {
+                declaration_id: saved.id,
+                version: saved.version,
+                actor_id: &actor.subject,
+                actor_name: &name,
+                from_status: from_text,
+                to_status: &saved.status,
+                reason,
+                at: now,
+            });
+            let guards = store::WriteGuards {
+                expected,
+                // The year's first declaration must not slip past a standard being republished.
+                standard_version: from.is_none().then_some(context.standard_version),
+                records: None,
+            };
+            let outcome =
+                store::write_guarded(&self.db, &saved, guards, snapshot(&saved), transition, None)
+                    .await
+                    .map_err(|e| {
+                        if store::is_unique_violation(&e, "declarations_member_month_key") {
+                            concurrent_change()
+                        } else {
+                            AppError::Db(e)
+                        }
+                    })?;
+            if outcome == store::WriteOutcome::Written {
+                let branch_lines: Vec<RecordView> =
+                    context.records.iter().map(RecordView::from_row).collect();
+                return view_of(&saved, branch_lines, Some(open_until));
+            }
+        }
+        Err(concurrent_change())
     }
 
     /// Writes `r` (an existing declaration's new version), its snapshot and its transition.
@@ -438,8 +468,19 @@ impl Declarations {
             reason,
             at: now,
         };
-        store::write_declaration(txn, r, false, snapshot(r), Some(transition)).await?;
-        Ok(())
+        let guards = store::WriteGuards {
+            expected: r.version - 1,
+            standard_version: None,
+            records: None,
+        };
+        // The caller holds the row lock: the version read is the one written over.
+        match store::write_guarded(txn, r, guards, snapshot(r), Some(transition), None).await? {
+            store::WriteOutcome::Written => Ok(()),
+            other => Err(AppError::Corrupt(format!(
+                "declaration {} changed under its row lock: {other:?}",
+                r.id
+            ))),
+        }
     }
 
     async fn locked(&self, txn: &DatabaseTransaction, id: Uuid) -> Result<row::Model, AppError> {
@@ -453,101 +494,128 @@ impl Declarations {
 
     /// `POST /declarations/{id}:submit`: checks the period and every item's monthly cap
     /// (counting the branch's records of the month), then hands the draft in.
+    ///
+    /// One unlocked read, the checks, and one guarded write that also stages the event; the write
+    /// refuses when the declaration or the month's branch records changed since the read (it
+    /// holds the member-month lock a branch recording takes), and the submission starts over.
     pub async fn submit(&self, actor: &Principal, id: Uuid) -> Result<DeclarationView, AppError> {
-        let txn = self.db.begin().await?;
-        let r = self.locked(&txn, id).await?;
-        authorize(
-            authz::edit_declaration(actor, r.member_id, &r.org_path),
-            "id",
-            "declaration",
-        )?;
-        // Orders this submission against a branch recording of the same month (the caps).
-        store::lock_member_month(&txn, r.member_id, &r.month).await?;
-        let status = Status::parse(&r.status).ok_or_else(|| AppError::Corrupt("status".into()))?;
-        if status != Status::Draft {
-            return Err(AppError::conflict(
-                "not_draft",
-                format!(
-                    "the declaration is {}; only a draft can be submitted",
-                    status.as_str()
-                ),
-            ));
-        }
-        let month = parse_month(&r)?;
-        let (unit_type, standard_version, records) =
-            store::submit_context(&txn, r.member_id, month.year(), &r.month, r.org_id).await?;
-        let (_, standard) = self
-            .require_standard_at(&txn, month.year(), standard_version)
+        for _ in 0..ATTEMPTS {
+            let now = self.clock.now();
+            let context =
+                store::submit_context(&self.db, id, now)
+                    .await?
+                    .ok_or(AppError::NotFound {
+                        field: "id",
+                        what: "declaration",
+                    })?;
+            let r = context.declaration;
+            authorize(
+                authz::edit_declaration(actor, r.member_id, &r.org_path),
+                "id",
+                "declaration",
+            )?;
+            let status =
+                Status::parse(&r.status).ok_or_else(|| AppError::Corrupt("status".into()))?;
+            if status != Status::Draft {
+                return Err(AppError::conflict(
+                    "not_draft",
+                    format!(
+                        "the declaration is {}; only a draft can be submitted",
+                        status.as_str()
+                    ),
+                ));
+            }
+            let month = parse_month(&r)?;
+            let (version, standard) = self
+                .require_standard_at(&self.db, month.year(), context.standard_version)
+                .await?;
+            require_open(month, standard.deadline_day(), now, context.reopened_until)?;
+            let lines = parse_lines(&r)?;
+            if lines.is_empty() {
+                return Err(AppError::invalid(
+                    "lines",
+                    "a declaration needs at least one line to be submitted",
+                ));
+            }
+            let items = self.items_of(month.year(), version, &standard, &context.unit_type);
+            // The branch's records of the month: counted against the caps, and shown in the answer.
+            let branch_lines: Vec<RecordView> =
+                context.records.iter().map(RecordView::from_row).collect();
+            let mut recorded: HashMap<String, i32> = HashMap::new();
+            for b in &branch_lines {
+                *recorded.entry(b.item_code.clone()).or_insert(0) += b.points;
+            }
+            let claimed: Vec<(usize, &str, i32)> = lines
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (i, l.item_code.as_str(), l.claimed_points))
+                .collect();
+            if let Err(over) = declaration::check_monthly_caps(&claimed, &recorded, &items) {
+                return Err(AppError::Rule {
+                    code: "monthly_cap_exceeded",
+                    message: format!(
+                        "item {} is capped at {} points a month; this month would count {} (the branch's records included)",
+                        over.item_code,
+                        declaration::fmt_points(over.cap),
+                        declaration::fmt_points(over.total)
+                    ),
+                    field: Some(
+                        over.line
+                            .map_or_else(|| "lines".to_owned(), |i| format!("lines[{i}].quantity")),
+                    ),
+                });
+            }
+            let expected = r.version;
+            let saved = row::Model {
+                status: Status::Submitted.as_str().to_owned(),
+                submitted_at: Some(now),
+                reviewed_at: None,
+                reviewer_id: None,
+                comment: String::new(),
+                version: r.version + 1,
+                updated_at: now,
+                ..r
+            };
+            let view = view_of(&saved, Vec::new(), None)?;
+            let event = jifen_eventbus::StagedEvent::prepare(
+                events::SOURCE,
+                events::declaration_changed(events::DECLARATION_SUBMITTED, &view),
+            )?;
+            let name = actor_name(actor);
+            let transition = NewTransition {
+                declaration_id: saved.id,
+                version: saved.version,
+                actor_id: &actor.subject,
+                actor_name: &name,
+                from_status: Status::Draft.as_str(),
+                to_status: &saved.status,
+                reason: "submitted",
+                at: now,
+            };
+            let counted: Vec<Uuid> = context.records.iter().map(|b| b.id).collect();
+            let guards = store::WriteGuards {
+                expected,
+                standard_version: None,
+                records: Some(&counted),
+            };
+            let outcome = store::write_guarded(
+                &self.db,
+                &saved,
+                guards,
+                snapshot(&saved),
+                Some(transition),
+                Some(&event),
+            )
             .await?;
-        self.require_open(&txn, &r.org_path, month, standard.deadline_day())
-            .await?;
-        let lines = parse_lines(&r)?;
-        if lines.is_empty() {
-            return Err(AppError::invalid(
-                "lines",
-                "a declaration needs at least one line to be submitted",
-            ));
+            if outcome == store::WriteOutcome::Written {
+                metrics::counter!("jifen_declarations_submitted_total").increment(1);
+                return Ok(DeclarationView {
+                    branch_lines,
+                    ..view
+                });
+            }
         }
-        let items = standard.items_for(&unit_type);
-        // The branch's records of the month: counted against the caps, and shown in the answer.
-        let branch_lines: Vec<RecordView> = records.iter().map(RecordView::from_row).collect();
-        let mut recorded: HashMap<String, i32> = HashMap::new();
-        for b in &branch_lines {
-            *recorded.entry(b.item_code.clone()).or_insert(0) += b.points;
-        }
-        let claimed: Vec<(usize, &str, i32)> = lines
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (i, l.item_code.as_str(), l.claimed_points))
-            .collect();
-        if let Err(over) = declaration::check_monthly_caps(&claimed, &recorded, &items) {
-            return Err(AppError::Rule {
-                code: "monthly_cap_exceeded",
-                message: format!(
-                    "item {} is capped at {} points a month; this month would count {} (the branch's records included)",
-                    over.item_code,
-                    declaration::fmt_points(over.cap),
-                    declaration::fmt_points(over.total)
-                ),
-                field: Some(
-                    over.line
-                        .map_or_else(|| "lines".to_owned(), |i| format!("lines[{i}].quantity")),
-                ),
-            });
-        }
-        let now = self.clock.now();
-        let saved = row::Model {
-            status: Status::Submitted.as_str().to_owned(),
-            submitted_at: Some(now),
-            reviewed_at: None,
-            reviewer_id: None,
-            comment: String::new(),
-            version: r.version + 1,
-            updated_at: now,
-            ..r
-        };
-        self.write_transition(
-            &txn,
-            actor,
-            &saved,
-            Status::Draft.as_str(),
-            "submitted",
-            now,
-        )
-        .await?;
-        let view = view_of(&saved, Vec::new(), None)?;
-        jifen_eventbus::stage(
-            &txn,
-            events::SOURCE,
-            events::declaration_changed(events::DECLARATION_SUBMITTED, &view),
-        )
-        .await?;
-        txn.commit().await?;
-        metrics::counter!("jifen_declarations_submitted_total").increment(1);
-        Ok(DeclarationView {
-            branch_lines,
-            ..view
-        })
+        Err(concurrent_change())
     }
 
     async fn with_branch_lines(

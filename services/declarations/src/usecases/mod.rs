@@ -20,7 +20,7 @@ use crate::domain::Violation;
 use crate::domain::authz::Decision;
 use jifen_platform::auth::Principal;
 use jifen_platform::clock::Clock;
-use jifen_standard::Standard;
+use jifen_standard::{Item, Standard};
 use sea_orm::{DatabaseConnection, DbErr};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -92,6 +92,8 @@ fn actor_name(actor: &Principal) -> String {
 
 /// Parsed standards by year: `(version, standard)`.
 type StandardCache = HashMap<i32, (i64, Arc<Standard>)>;
+/// A standard's items with a unit type's overlay applied, by `(year, version, unit type)`.
+type ItemsCache = HashMap<(i32, i64, String), Arc<[Item]>>;
 
 /// The declarations service's use-cases over one database.
 #[derive(Clone)]
@@ -101,6 +103,8 @@ pub struct Declarations {
     evidence: EvidenceStore,
     /// Parsed standards by year: `(version, standard)`; version 0 is the shipped default.
     standards: Arc<RwLock<StandardCache>>,
+    /// Items by unit type of the cached standards (the hot paths check every line against them).
+    items: Arc<RwLock<ItemsCache>>,
 }
 
 impl Declarations {
@@ -110,6 +114,7 @@ impl Declarations {
             clock,
             evidence,
             standards: Arc::default(),
+            items: Arc::default(),
         }
     }
 

@@ -88,6 +88,32 @@ impl Declarations {
         Ok(Some((version, parsed)))
     }
 
+    /// The items of `standard` (`year`'s version `version`) for `unit_type`: computed once per
+    /// version and unit type, then shared.
+    pub(crate) fn items_of(
+        &self,
+        year: i32,
+        version: i64,
+        standard: &Standard,
+        unit_type: &str,
+    ) -> Arc<[Item]> {
+        let key = (year, version, unit_type.to_owned());
+        if let Some(items) = self
+            .items
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key)
+        {
+            return items.clone();
+        }
+        let items: Arc<[Item]> = standard.items_for(unit_type).into();
+        self.items
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key, items.clone());
+        items
+    }
+
     /// The standard of `year` at `version`, or 409 `no_standard`.
     pub(crate) async fn require_standard_at(
         &self,

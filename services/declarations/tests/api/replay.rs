@@ -21,7 +21,7 @@ struct ProjectionMigrator;
 
 impl MigratorTrait for ProjectionMigrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(jifen_eventbus::migration::Migration)]
+        jifen_eventbus::migration::all()
     }
 }
 

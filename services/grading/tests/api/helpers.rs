@@ -44,7 +44,7 @@ struct SourceMigrator;
 
 impl sea_orm_migration::MigratorTrait for SourceMigrator {
     fn migrations() -> Vec<Box<dyn sea_orm_migration::MigrationTrait>> {
-        vec![Box::new(jifen_eventbus::migration::Migration)]
+        jifen_eventbus::migration::all()
     }
 }
 
