@@ -3,7 +3,7 @@
 //!
 //! The seed bulk-loads the grading projection directly (the issue allows it): one city, branches
 //! of 40 members, each member with 12 months × 5 approved lines (60 lines; 18 million for 300,000
-//! members) and four valid quarters, plus the per-member arrays (`member_years`) the service keeps
+//! members) and four valid quarters, plus the per-member packed year (`member_years`) the service keeps
 //! beside the ledger in the same transaction as each event. The batch runs as the release binary in a child process, so
 //! its peak resident memory (VmHWM) is its own. Target: within 3× of the ceiling's time, under
 //! 1 GiB, growing linearly (100k and 300k members).
@@ -111,22 +111,17 @@ async fn seed(db: &DatabaseConnection, members: u64) -> anyhow::Result<()> {
         ),
     )
     .await?;
-    // The per-member arrays the service keeps beside the ledger (as its event handler writes them).
+    // The per-member packed year the service keeps beside the ledger (as its event handler
+    // writes it, with the same SQL functions).
     exec(
         db,
-        "INSERT INTO member_years (member_id, year, months, branch, items, points, quarters, \
-         closed, rounds, scores, ballots, poor, valid) \
-         SELECT e.member_id, 2026, e.months, e.branch, e.items, e.points, q.quarters, q.closed, \
-         q.rounds, q.scores, q.ballots, q.poor, q.valid FROM \
-         (SELECT member_id, array_agg(month ORDER BY ref, line) AS months, \
-          array_agg(source = 'branch' ORDER BY ref, line) AS branch, \
-          array_agg(item_code ORDER BY ref, line) AS items, \
-          array_agg(points ORDER BY ref, line) AS points \
+        "INSERT INTO member_years (member_id, year, entries, quarters) \
+         SELECT e.member_id, 2026, e.entries, q.quarters FROM \
+         (SELECT member_id, string_agg(member_year_entry(month, source = 'branch', points, \
+          item_code), '' ORDER BY ref, line) AS entries \
           FROM ledger_entries WHERE year = 2026 GROUP BY member_id) e JOIN \
-         (SELECT member_id, array_agg(quarter ORDER BY round_id) AS quarters, \
-          array_agg(closed_at ORDER BY round_id) AS closed, array_agg(round_id ORDER BY round_id) AS rounds, \
-          array_agg(score ORDER BY round_id) AS scores, array_agg(ballots ORDER BY round_id) AS ballots, \
-          array_agg(poor_ballots ORDER BY round_id) AS poor, array_agg(valid ORDER BY round_id) AS valid \
+         (SELECT member_id, string_agg(member_year_quarter(quarter, closed_at, round_id, score, \
+          ballots, poor_ballots, valid), '' ORDER BY round_id) AS quarters \
           FROM quarter_results WHERE year = 2026 GROUP BY member_id) q USING (member_id)",
     )
     .await?;

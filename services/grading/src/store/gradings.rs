@@ -1,6 +1,6 @@
 //! Gradings of branches, their members' grades, appeals and the audit trail.
 
-use super::{placeholders, stmt, subtree_pattern};
+use super::{query_err, stmt, subtree_pattern};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 use uuid::Uuid;
@@ -145,83 +145,84 @@ pub struct NewGrade {
     pub reasons: Vec<String>,
 }
 
-/// `'<id>', '<id>'`: UUIDs as an SQL list (UUIDs are safe literals).
-fn id_list(ids: &[Uuid]) -> String {
-    ids.iter()
-        .map(|id| format!("'{id}'"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
+// The functions below up to `store_proposals` are those of `grade_subtree` (the year-end batch
+// and `ComputeGrading`): they speak sqlx directly on the transaction's connection, so thousands
+// of rows go as a few array parameters (`unnest`) rather than as one parameter per column and
+// row.
 
 /// Serializes every change of the gradings of `branches` of `year` until the end of the
 /// transaction (the same locks as [`lock_branch_year`], taken in id order).
 pub async fn lock_branches(
-    conn: &impl ConnectionTrait,
+    conn: &mut sqlx::PgConnection,
     branches: &[Uuid],
     year: i32,
 ) -> Result<(), DbErr> {
-    if branches.is_empty() {
-        return Ok(());
-    }
-    conn.execute_raw(stmt(
-        format!(
-            "SELECT pg_advisory_xact_lock(hashtextextended(b, $1)) FROM \
-             (SELECT unnest(ARRAY[{}]::text[]) AS b ORDER BY 1) s",
-            id_list(branches)
-        ),
-        [i64::from(year).into()],
-    ))
-    .await?;
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtextextended(b::text, $2)) FROM \
+         (SELECT unnest($1::uuid[]) AS b ORDER BY 1) s",
+    )
+    .bind(branches)
+    .bind(i64::from(year))
+    .execute(conn)
+    .await
+    .map_err(query_err)?;
     Ok(())
 }
 
 /// The status of each of `branches`' gradings of `year` that exists.
 pub async fn statuses(
-    conn: &impl ConnectionTrait,
+    conn: &mut sqlx::PgConnection,
     branches: &[Uuid],
     year: i32,
 ) -> Result<std::collections::HashMap<Uuid, String>, DbErr> {
-    #[derive(FromQueryResult)]
-    struct Row {
-        branch_id: Uuid,
-        status: String,
-    }
-    if branches.is_empty() {
-        return Ok(std::collections::HashMap::new());
-    }
-    Ok(Row::find_by_statement(stmt(
-        format!(
-            "SELECT branch_id, status FROM gradings WHERE year = $1 AND branch_id IN ({})",
-            id_list(branches)
-        ),
-        [year.into()],
-    ))
-    .all(conn)
-    .await?
-    .into_iter()
-    .map(|r| (r.branch_id, r.status))
-    .collect())
+    sqlx::query_as::<_, (Uuid, String)>(
+        "SELECT branch_id, status FROM gradings WHERE year = $1 AND branch_id = ANY($2)",
+    )
+    .bind(year)
+    .bind(branches)
+    .fetch_all(conn)
+    .await
+    .map(|rows| rows.into_iter().collect())
+    .map_err(query_err)
 }
 
 /// The member rows of `branches`' gradings of `year`, by branch and member.
 pub async fn grades_of(
-    conn: &impl ConnectionTrait,
+    conn: &mut sqlx::PgConnection,
     branches: &[Uuid],
     year: i32,
 ) -> Result<Vec<GradeRow>, DbErr> {
-    if branches.is_empty() {
-        return Ok(Vec::new());
-    }
-    GradeRow::find_by_statement(stmt(
-        format!(
-            "SELECT {GRADE_COLUMNS} FROM grading_members WHERE year = $1 AND branch_id IN ({}) \
-             ORDER BY branch_id, member_id",
-            id_list(branches)
-        ),
-        [year.into()],
-    ))
-    .all(conn)
+    use sqlx::Row as _;
+    let rows = sqlx::query(
+        "SELECT branch_id, year, member_id, base_points, bonus_points, deduction_points, \
+         evaluation_points, total, proposed_grade, grade, reasons, override_reason \
+         FROM grading_members WHERE year = $1 AND branch_id = ANY($2) \
+         ORDER BY branch_id, member_id",
+    )
+    .bind(year)
+    .bind(branches)
+    .fetch_all(conn)
     .await
+    .map_err(query_err)?;
+    rows.iter()
+        .map(|r| {
+            Ok(GradeRow {
+                branch_id: r.try_get(0)?,
+                year: r.try_get(1)?,
+                member_id: r.try_get(2)?,
+                base_points: r.try_get(3)?,
+                bonus_points: r.try_get(4)?,
+                deduction_points: r.try_get(5)?,
+                evaluation_points: r.try_get(6)?,
+                total: r.try_get(7)?,
+                proposed_grade: r.try_get(8)?,
+                grade: r.try_get(9)?,
+                reasons: r.try_get(10)?,
+                override_reason: r.try_get(11)?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(query_err)
 }
 
 /// Whether `held` (one branch's stored rows, by member) are exactly `grades` (by member).
@@ -252,7 +253,7 @@ pub struct BranchProposals {
 /// line per branch (the caller holds the locks and has checked that each grading is still only
 /// proposed, and that something changed).
 pub async fn store_proposals(
-    conn: &impl ConnectionTrait,
+    conn: &mut sqlx::PgConnection,
     year: i32,
     at: DateTime<Utc>,
     by: &str,
@@ -261,87 +262,121 @@ pub async fn store_proposals(
     if branches.is_empty() {
         return Ok(());
     }
-    for chunk in branches.chunks(1000) {
-        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 5);
-        for b in chunk {
-            values.extend([
-                b.branch_id.into(),
-                year.into(),
-                b.branch_path.clone().into(),
-                at.into(),
-                by.to_owned().into(),
-            ]);
-        }
-        conn.execute_raw(stmt(
-            format!(
-                "INSERT INTO gradings (branch_id, year, branch_path, status, computed_at, computed_by) \
-                 SELECT b, y, p, 'proposed', a, c FROM (VALUES {}) AS v (b, y, p, a, c) \
-                 ON CONFLICT (branch_id, year) DO UPDATE SET branch_path = EXCLUDED.branch_path, \
-                 computed_at = EXCLUDED.computed_at, computed_by = EXCLUDED.computed_by",
-                placeholders(chunk.len(), 5, 1)
-            ),
-            values,
-        ))
-        .await?;
-        let mut audit: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 4);
-        for b in chunk {
-            audit.extend([
-                at.into(),
-                by.to_owned().into(),
-                format!("grading:{}:{year}", b.branch_id).into(),
-                serde_json::json!({ "members": b.grades.len() }).into(),
-            ]);
-        }
-        conn.execute_raw(stmt(
-            format!(
-                "INSERT INTO audit (at, actor, action, subject, to_state, detail) \
-                 SELECT a, w, 'compute', s, 'proposed', d FROM (VALUES {}) AS v (a, w, s, d)",
-                placeholders(chunk.len(), 4, 1)
-            ),
-            audit,
-        ))
-        .await?;
-    }
     let ids: Vec<Uuid> = branches.iter().map(|b| b.branch_id).collect();
-    conn.execute_raw(stmt(
-        format!(
-            "DELETE FROM grading_members WHERE year = $1 AND branch_id IN ({})",
-            id_list(&ids)
-        ),
-        [year.into()],
-    ))
-    .await?;
-    let rows: Vec<(Uuid, &NewGrade)> = branches
+    let paths: Vec<&str> = branches.iter().map(|b| b.branch_path.as_str()).collect();
+    sqlx::query(
+        "INSERT INTO gradings (branch_id, year, branch_path, status, computed_at, computed_by) \
+         SELECT b, $1, p, 'proposed', $2, $3 FROM unnest($4::uuid[], $5::text[]) AS v (b, p) \
+         ON CONFLICT (branch_id, year) DO UPDATE SET branch_path = EXCLUDED.branch_path, \
+         computed_at = EXCLUDED.computed_at, computed_by = EXCLUDED.computed_by",
+    )
+    .bind(year)
+    .bind(at)
+    .bind(by)
+    .bind(&ids)
+    .bind(&paths)
+    .execute(&mut *conn)
+    .await
+    .map_err(query_err)?;
+    let subjects: Vec<String> = ids
         .iter()
-        .flat_map(|b| b.grades.iter().map(move |g| (b.branch_id, g)))
+        .map(|id| format!("grading:{id}:{year}"))
         .collect();
-    for chunk in rows.chunks(2000) {
-        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 10);
-        for (branch_id, g) in chunk {
-            values.extend([
-                (*branch_id).into(),
-                year.into(),
-                g.member_id.into(),
-                g.base.into(),
-                g.bonus.into(),
-                g.deductions.into(),
-                g.evaluation.into(),
-                g.total.into(),
-                g.grade.clone().into(),
-                serde_json::json!(g.reasons).into(),
-            ]);
+    let members: Vec<i32> = branches
+        .iter()
+        .map(|b| i32::try_from(b.grades.len()).unwrap_or(i32::MAX))
+        .collect();
+    sqlx::query(
+        "INSERT INTO audit (at, actor, action, subject, to_state, detail) \
+         SELECT $1, $2, 'compute', s, 'proposed', jsonb_build_object('members', n) \
+         FROM unnest($3::text[], $4::int4[]) AS v (s, n)",
+    )
+    .bind(at)
+    .bind(by)
+    .bind(&subjects)
+    .bind(&members)
+    .execute(&mut *conn)
+    .await
+    .map_err(query_err)?;
+    sqlx::query("DELETE FROM grading_members WHERE year = $1 AND branch_id = ANY($2)")
+        .bind(year)
+        .bind(&ids)
+        .execute(&mut *conn)
+        .await
+        .map_err(query_err)?;
+    let mut columns = GradeColumns::with_capacity(branches.iter().map(|b| b.grades.len()).sum());
+    for b in branches {
+        for g in &b.grades {
+            columns.push(b.branch_id, g)?;
         }
-        conn.execute_raw(stmt(
-            format!(
-                "INSERT INTO grading_members (branch_id, year, member_id, base_points, bonus_points, \
-                 deduction_points, evaluation_points, total, proposed_grade, reasons) VALUES {}",
-                placeholders(chunk.len(), 10, 1)
-            ),
-            values,
-        ))
-        .await?;
     }
+    sqlx::query(
+        "INSERT INTO grading_members (branch_id, year, member_id, base_points, bonus_points, \
+         deduction_points, evaluation_points, total, proposed_grade, reasons) \
+         SELECT b, $1, m, base, bonus, d, e, t, g, r::jsonb FROM unnest($2::uuid[], $3::uuid[], \
+         $4::int4[], $5::int4[], $6::int4[], $7::int4[], $8::int4[], $9::text[], $10::text[]) \
+         AS v (b, m, base, bonus, d, e, t, g, r)",
+    )
+    .bind(year)
+    .bind(&columns.branch)
+    .bind(&columns.member)
+    .bind(&columns.base)
+    .bind(&columns.bonus)
+    .bind(&columns.deductions)
+    .bind(&columns.evaluation)
+    .bind(&columns.total)
+    .bind(&columns.grade)
+    .bind(&columns.reasons)
+    .execute(&mut *conn)
+    .await
+    .map_err(query_err)?;
     Ok(())
+}
+
+/// Member rows of proposals as one vector per column, for `unnest`.
+struct GradeColumns<'a> {
+    branch: Vec<Uuid>,
+    member: Vec<Uuid>,
+    base: Vec<i32>,
+    bonus: Vec<i32>,
+    deductions: Vec<i32>,
+    evaluation: Vec<i32>,
+    total: Vec<i32>,
+    grade: Vec<&'a str>,
+    /// JSON arrays of reason codes (made jsonb by PostgreSQL).
+    reasons: Vec<String>,
+}
+
+impl<'a> GradeColumns<'a> {
+    fn with_capacity(rows: usize) -> Self {
+        Self {
+            branch: Vec::with_capacity(rows),
+            member: Vec::with_capacity(rows),
+            base: Vec::with_capacity(rows),
+            bonus: Vec::with_capacity(rows),
+            deductions: Vec::with_capacity(rows),
+            evaluation: Vec::with_capacity(rows),
+            total: Vec::with_capacity(rows),
+            grade: Vec::with_capacity(rows),
+            reasons: Vec::with_capacity(rows),
+        }
+    }
+
+    fn push(&mut self, branch_id: Uuid, g: &'a NewGrade) -> Result<(), DbErr> {
+        self.branch.push(branch_id);
+        self.member.push(g.member_id);
+        self.base.push(g.base);
+        self.bonus.push(g.bonus);
+        self.deductions.push(g.deductions);
+        self.evaluation.push(g.evaluation);
+        self.total.push(g.total);
+        self.grade.push(&g.grade);
+        self.reasons.push(
+            serde_json::to_string(&g.reasons)
+                .map_err(|e| DbErr::Custom(format!("reason codes as JSON: {e}")))?,
+        );
+        Ok(())
+    }
 }
 
 /// Confirms a proposed grading: every member's grade is the proposed one unless overridden.

@@ -1,5 +1,5 @@
 //! What grading reads: one member's ledger entries and quarter results (the ledger, reconcile),
-//! and, for grading, every member of a range of branches with their year as arrays, streamed in
+//! and, for grading, every member of a range of branches with their packed year, streamed in
 //! path order by one statement.
 
 use super::projection::MemberRow;
@@ -91,8 +91,8 @@ pub async fn quarters_of(
     .await
 }
 
-/// A member with everything grading needs, aggregated by PostgreSQL into one row: the ledger
-/// entries and the quarter results as parallel arrays, and last year's final total.
+/// A member with everything grading needs, read as one row: the ledger entries and the quarter
+/// results (unpacked from `member_years`), and last year's final total.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AggregatedMember {
     pub member: MemberRow,
@@ -123,11 +123,11 @@ fn sqlx_err(e: sqlx::Error) -> DbErr {
 }
 
 /// Every member under the branches from path `first` to path `last` (consecutive in byte order
-/// of their paths), with their entries and quarters of `year` as arrays (the `member_years`
-/// row kept beside the ledger; binary arrays decode far faster than rows), **streamed** in the
-/// byte order of their paths (`USING ~<~`: the path index's own order, so rows flow without a
-/// sort; members of one organization in no particular order), so the members of one branch arrive together and the caller never holds the
-/// whole subtree.
+/// of their paths), with their entries and quarters of `year` (the `member_years` row kept beside
+/// the ledger, two packed byte strings: PostgreSQL sends them as they are stored, where it would
+/// send arrays element by element), **streamed** in the byte order of their paths (`USING ~<~`:
+/// the path index's own order; members of one organization in no particular order), so the
+/// members of one branch arrive together and the caller never holds the whole subtree.
 pub fn aggregated_members<'a>(
     pool: &'a sqlx::PgPool,
     first: &str,
@@ -135,10 +135,9 @@ pub fn aggregated_members<'a>(
     year: i32,
 ) -> impl futures::Stream<Item = Result<AggregatedMember, DbErr>> + 'a {
     use futures::StreamExt as _;
+    // Read by position in `aggregated_member`.
     const SQL: &str = "SELECT m.id, m.org_id, m.org_path, m.name, m.category, m.status, \
-         m.exempt, m.sanctions, m.version, y.months, y.branch, array_to_string(y.items, chr(31)) AS items, y.points, \
-         y.quarters, \
-         y.closed, y.rounds, y.scores, y.ballots, y.poor, y.valid, p.total AS previous_total \
+         m.exempt, m.sanctions, m.version, y.entries, y.quarters, p.total AS previous_total \
          FROM members m LEFT JOIN member_years y ON y.member_id = m.id AND y.year = $1 \
          LEFT JOIN (SELECT gm.member_id, min(gm.total) AS total FROM grading_members gm \
           JOIN gradings g ON g.branch_id = gm.branch_id AND g.year = gm.year \
@@ -160,18 +159,21 @@ pub fn aggregated_members<'a>(
         })
 }
 
-/// The item codes met so far, each kept once (a city has a few dozen).
+/// The item codes met so far, each kept once (a city has a few dozen), by their UTF-8 bytes: a
+/// code is checked to be UTF-8 once, when first met.
 #[derive(Default)]
-struct Codes(foldhash::HashMap<Box<str>, std::sync::Arc<str>>);
+struct Codes(foldhash::HashMap<Box<[u8]>, std::sync::Arc<str>>);
 
 impl Codes {
-    fn get(&mut self, code: &str) -> std::sync::Arc<str> {
+    fn get(&mut self, code: &[u8]) -> Result<std::sync::Arc<str>, sqlx::Error> {
         if let Some(shared) = self.0.get(code) {
-            return shared.clone();
+            return Ok(shared.clone());
         }
-        let shared: std::sync::Arc<str> = code.into();
+        let shared: std::sync::Arc<str> = std::str::from_utf8(code)
+            .map_err(|e| sqlx::Error::Protocol(format!("an item code is not UTF-8: {e}")))?
+            .into();
         self.0.insert(code.into(), shared.clone());
-        shared
+        Ok(shared)
     }
 }
 
@@ -181,80 +183,188 @@ fn aggregated_member(
 ) -> Result<AggregatedMember, sqlx::Error> {
     use sqlx::Row as _;
     let member = MemberRow {
-        id: r.try_get("id")?,
-        org_id: r.try_get("org_id")?,
-        org_path: r.try_get("org_path")?,
-        name: r.try_get("name")?,
-        category: r.try_get("category")?,
-        status: r.try_get("status")?,
-        exempt: r.try_get("exempt")?,
-        sanctions: r.try_get("sanctions")?,
-        version: r.try_get("version")?,
+        id: r.try_get(0)?,
+        org_id: r.try_get(1)?,
+        org_path: r.try_get(2)?,
+        name: r.try_get(3)?,
+        category: r.try_get(4)?,
+        status: r.try_get(5)?,
+        exempt: r.try_get(6)?,
+        sanctions: r.try_get(7)?,
+        version: r.try_get(8)?,
     };
-    let months: Vec<i16> = r.try_get::<Option<_>, _>("months")?.unwrap_or_default();
-    let branch: Vec<bool> = r.try_get::<Option<_>, _>("branch")?.unwrap_or_default();
-    // One text per member (codes joined by U+001F), not one string per entry.
-    let items: Option<String> = r.try_get("items")?;
-    let points: Vec<i32> = r.try_get::<Option<_>, _>("points")?.unwrap_or_default();
-    let items: Vec<&str> = match items.as_deref() {
-        None | Some("") => Vec::new(),
-        Some(text) => text.split('\u{1f}').collect(),
-    };
-    if [items.len(), branch.len(), points.len()]
-        .iter()
-        .any(|len| *len != months.len())
-    {
-        return Err(sqlx::Error::Protocol(
-            "entry arrays of different lengths".into(),
-        ));
-    }
-    let entries = (0..months.len())
-        .map(|i| AggregatedEntry {
-            month: months[i],
-            branch: branch[i],
-            item_code: codes.get(items[i]),
-            points: points[i],
-        })
-        .collect();
-    let quarters: Vec<i16> = r.try_get::<Option<_>, _>("quarters")?.unwrap_or_default();
-    let closed: Vec<DateTime<Utc>> = r.try_get::<Option<_>, _>("closed")?.unwrap_or_default();
-    let rounds: Vec<Uuid> = r.try_get::<Option<_>, _>("rounds")?.unwrap_or_default();
-    let scores: Vec<Option<i32>> = r.try_get::<Option<_>, _>("scores")?.unwrap_or_default();
-    let ballots: Vec<i32> = r.try_get::<Option<_>, _>("ballots")?.unwrap_or_default();
-    let poor: Vec<i32> = r.try_get::<Option<_>, _>("poor")?.unwrap_or_default();
-    let valid: Vec<bool> = r.try_get::<Option<_>, _>("valid")?.unwrap_or_default();
-    let n = quarters.len();
-    if [
-        closed.len(),
-        rounds.len(),
-        scores.len(),
-        ballots.len(),
-        poor.len(),
-        valid.len(),
-    ]
-    .iter()
-    .any(|len| *len != n)
-    {
-        return Err(sqlx::Error::Protocol(
-            "quarter arrays of different lengths".into(),
-        ));
-    }
-    let quarters = (0..n)
-        .map(|i| QuarterRow {
-            member_id: member.id,
-            round_id: rounds[i],
-            quarter: quarters[i],
-            closed_at: closed[i],
-            score: scores[i],
-            ballots: ballots[i],
-            poor_ballots: poor[i],
-            valid: valid[i],
-        })
-        .collect();
+    let entries = unpack_entries(r.try_get::<Option<&[u8]>, _>(9)?.unwrap_or_default(), codes)?;
+    let quarters = unpack_quarters(
+        r.try_get::<Option<&[u8]>, _>(10)?.unwrap_or_default(),
+        member.id,
+    )?;
     Ok(AggregatedMember {
         entries,
         quarters,
-        previous_total: r.try_get("previous_total")?,
+        previous_total: r.try_get(11)?,
         member,
     })
+}
+
+/// A `member_years` byte string being read from the front (integers big-endian, booleans one
+/// byte): the layouts are those of the `member_year_entry` and `member_year_quarter` SQL
+/// functions (migrations/src/grading).
+struct Packed<'a>(&'a [u8]);
+
+impl<'a> Packed<'a> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn bytes(&mut self, len: usize) -> Result<&'a [u8], sqlx::Error> {
+        let (head, rest) = self
+            .0
+            .split_at_checked(len)
+            .ok_or_else(|| sqlx::Error::Protocol("a packed member year is truncated".into()))?;
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], sqlx::Error> {
+        let (head, rest) = self
+            .0
+            .split_first_chunk::<N>()
+            .ok_or_else(|| sqlx::Error::Protocol("a packed member year is truncated".into()))?;
+        self.0 = rest;
+        Ok(*head)
+    }
+
+    fn bool(&mut self) -> Result<bool, sqlx::Error> {
+        Ok(self.array::<1>()?[0] != 0)
+    }
+
+    fn i16(&mut self) -> Result<i16, sqlx::Error> {
+        Ok(i16::from_be_bytes(self.array()?))
+    }
+
+    fn i32(&mut self) -> Result<i32, sqlx::Error> {
+        Ok(i32::from_be_bytes(self.array()?))
+    }
+
+    fn i64(&mut self) -> Result<i64, sqlx::Error> {
+        Ok(i64::from_be_bytes(self.array()?))
+    }
+}
+
+/// The ledger entries packed by `member_year_entry`: month, branch, points, code length, code.
+fn unpack_entries(bytes: &[u8], codes: &mut Codes) -> Result<Vec<AggregatedEntry>, sqlx::Error> {
+    // 12 bytes for an entry with a three-letter code (`P01`), the usual case.
+    let mut entries = Vec::with_capacity(bytes.len() / 12);
+    let mut packed = Packed(bytes);
+    while !packed.is_empty() {
+        let month = packed.i16()?;
+        let branch = packed.bool()?;
+        let points = packed.i32()?;
+        let len = usize::try_from(packed.i16()?)
+            .map_err(|_| sqlx::Error::Protocol("a negative item code length".into()))?;
+        entries.push(AggregatedEntry {
+            month,
+            branch,
+            item_code: codes.get(packed.bytes(len)?)?,
+            points,
+        });
+    }
+    Ok(entries)
+}
+
+/// The quarter results packed by `member_year_quarter`: quarter, closing instant (µs since the
+/// Unix epoch), round, score (a presence flag, then the score), ballots, poor ballots, valid.
+fn unpack_quarters(bytes: &[u8], member_id: Uuid) -> Result<Vec<QuarterRow>, sqlx::Error> {
+    let mut quarters = Vec::with_capacity(bytes.len() / 40);
+    let mut packed = Packed(bytes);
+    while !packed.is_empty() {
+        let quarter = packed.i16()?;
+        let closed_at = DateTime::from_timestamp_micros(packed.i64()?)
+            .ok_or_else(|| sqlx::Error::Protocol("a closing instant out of range".into()))?;
+        let round_id = Uuid::from_bytes(packed.array()?);
+        let scored = packed.bool()?;
+        let score = packed.i32()?;
+        quarters.push(QuarterRow {
+            member_id,
+            round_id,
+            quarter,
+            closed_at,
+            score: scored.then_some(score),
+            ballots: packed.i32()?,
+            poor_ballots: packed.i32()?,
+            valid: packed.bool()?,
+        });
+    }
+    Ok(quarters)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn packed_entries_read_back() {
+        // member_year_entry(3, true, -20, 'F01') || member_year_entry(12, false, 10, 'P02')
+        let bytes =
+            b"\x00\x03\x01\xff\xff\xff\xec\x00\x03F01\x00\x0c\x00\x00\x00\x00\x0a\x00\x03P02";
+        let mut codes = Codes::default();
+        let entries = unpack_entries(bytes, &mut codes).expect("well formed");
+        assert_eq!(
+            entries,
+            vec![
+                AggregatedEntry {
+                    month: 3,
+                    branch: true,
+                    item_code: "F01".into(),
+                    points: -20,
+                },
+                AggregatedEntry {
+                    month: 12,
+                    branch: false,
+                    item_code: "P02".into(),
+                    points: 10,
+                },
+            ]
+        );
+        assert!(unpack_entries(&bytes[..bytes.len() - 1], &mut codes).is_err());
+        assert_eq!(unpack_entries(b"", &mut codes).ok(), Some(Vec::new()));
+    }
+
+    #[test]
+    fn packed_quarters_read_back() {
+        let round = Uuid::from_u128(0x0192_a3b4_0000_7000_8000_0000_0000_0004);
+        let member = Uuid::from_u128(7);
+        let closed_at = DateTime::parse_from_rfc3339("2026-12-28T00:00:00Z")
+            .expect("a valid instant")
+            .with_timezone(&Utc);
+        let mut bytes = Vec::new();
+        for (score, valid) in [(Some(845_i32), true), (None, false)] {
+            bytes.extend(2i16.to_be_bytes());
+            bytes.extend(closed_at.timestamp_micros().to_be_bytes());
+            bytes.extend(round.as_bytes());
+            bytes.push(u8::from(score.is_some()));
+            bytes.extend(score.unwrap_or(0).to_be_bytes());
+            bytes.extend(8i32.to_be_bytes());
+            bytes.extend(1i32.to_be_bytes());
+            bytes.push(u8::from(valid));
+        }
+        assert_eq!(bytes.len(), 80);
+        let quarters = unpack_quarters(&bytes, member).expect("well formed");
+        let expected = |score, valid| QuarterRow {
+            member_id: member,
+            round_id: round,
+            quarter: 2,
+            closed_at,
+            score,
+            ballots: 8,
+            poor_ballots: 1,
+            valid,
+        };
+        assert_eq!(
+            quarters,
+            vec![expected(Some(845), true), expected(None, false)]
+        );
+        assert!(unpack_quarters(&bytes[..79], member).is_err());
+    }
 }

@@ -31,6 +31,12 @@ pub(crate) fn subtree_pattern(path: &str) -> Result<String, DbErr> {
     Ok(format!("'{path}%'"))
 }
 
+/// A sqlx error as sea-orm's (the driver error kept inside), for the functions that use sqlx
+/// directly.
+pub(crate) fn query_err(e: sqlx::Error) -> DbErr {
+    DbErr::Query(sea_orm::RuntimeErr::SqlxError(std::sync::Arc::new(e)))
+}
+
 /// A PostgreSQL statement with positional values.
 pub(crate) fn stmt(sql: impl Into<String>, values: impl IntoIterator<Item = Value>) -> Statement {
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)

@@ -243,21 +243,19 @@ async fn lock_member_year(
     Ok(())
 }
 
-/// Rewrites the entry arrays of `member_id`'s `year` from `ledger_entries`.
+/// Rewrites the packed entries of `member_id`'s `year` from `ledger_entries` (the layout of the
+/// `member_year_entry` SQL function, in `ref, line` order).
 async fn refresh_member_year(
     conn: &impl ConnectionTrait,
     member_id: Uuid,
     year: i32,
 ) -> Result<(), DbErr> {
     conn.execute_raw(stmt(
-        "INSERT INTO member_years (member_id, year, months, branch, items, points) \
-         SELECT $1, $2, coalesce(array_agg(month ORDER BY ref, line), '{}'), \
-         coalesce(array_agg(source = 'branch' ORDER BY ref, line), '{}'), \
-         coalesce(array_agg(item_code ORDER BY ref, line), '{}'), \
-         coalesce(array_agg(points ORDER BY ref, line), '{}') \
+        "INSERT INTO member_years (member_id, year, entries) \
+         SELECT $1, $2, coalesce(string_agg(member_year_entry(month, source = 'branch', points, \
+         item_code), '' ORDER BY ref, line), '') \
          FROM ledger_entries WHERE member_id = $1 AND year = $2 \
-         ON CONFLICT (member_id, year) DO UPDATE SET months = EXCLUDED.months, \
-         branch = EXCLUDED.branch, items = EXCLUDED.items, points = EXCLUDED.points",
+         ON CONFLICT (member_id, year) DO UPDATE SET entries = EXCLUDED.entries",
         [
             member_id.into(),
             i16::try_from(year).unwrap_or(i16::MAX).into(),
@@ -387,19 +385,11 @@ pub async fn replace_quarter_results(
     }
     for member in members {
         conn.execute_raw(stmt(
-            "INSERT INTO member_years (member_id, year, quarters, closed, rounds, scores, ballots, \
-             poor, valid) \
-             SELECT $1, $2, coalesce(array_agg(quarter ORDER BY round_id), '{}'), \
-             coalesce(array_agg(closed_at ORDER BY round_id), '{}'), \
-             coalesce(array_agg(round_id ORDER BY round_id), '{}'), \
-             coalesce(array_agg(score ORDER BY round_id), '{}'), \
-             coalesce(array_agg(ballots ORDER BY round_id), '{}'), \
-             coalesce(array_agg(poor_ballots ORDER BY round_id), '{}'), \
-             coalesce(array_agg(valid ORDER BY round_id), '{}') \
+            "INSERT INTO member_years (member_id, year, quarters) \
+             SELECT $1, $2, coalesce(string_agg(member_year_quarter(quarter, closed_at, round_id, \
+             score, ballots, poor_ballots, valid), '' ORDER BY round_id), '') \
              FROM quarter_results WHERE member_id = $1 AND year = $2 \
-             ON CONFLICT (member_id, year) DO UPDATE SET quarters = EXCLUDED.quarters, \
-             closed = EXCLUDED.closed, rounds = EXCLUDED.rounds, scores = EXCLUDED.scores, \
-             ballots = EXCLUDED.ballots, poor = EXCLUDED.poor, valid = EXCLUDED.valid",
+             ON CONFLICT (member_id, year) DO UPDATE SET quarters = EXCLUDED.quarters",
             [
                 member.into(),
                 i16::try_from(year).unwrap_or(i16::MAX).into(),

@@ -185,16 +185,22 @@ impl Grading {
         actor: &str,
     ) -> Result<Vec<(Uuid, BranchOutcome)>, AppError> {
         let ids: Vec<Uuid> = branches.iter().map(|b| b.id).collect();
-        let txn = self.db.begin().await?;
-        gradings::lock_branches(&txn, &ids, year).await?;
-        let statuses = gradings::statuses(&txn, &ids, year).await?;
+        // sqlx directly: the writes bind whole columns as arrays (`store_proposals`).
+        let mut txn = self
+            .db
+            .get_postgres_connection_pool()
+            .begin()
+            .await
+            .map_err(crate::store::query_err)?;
+        gradings::lock_branches(&mut txn, &ids, year).await?;
+        let statuses = gradings::statuses(&mut txn, &ids, year).await?;
         let open: Vec<Uuid> = ids
             .iter()
             .copied()
             .filter(|id| statuses.get(id).is_none_or(|s| s == "proposed"))
             .collect();
         let mut held: HashMap<Uuid, Vec<GradeRow>> = HashMap::new();
-        for row in gradings::grades_of(&txn, &open, year).await? {
+        for row in gradings::grades_of(&mut txn, &open, year).await? {
             held.entry(row.branch_id).or_default().push(row);
         }
         let mut outcomes = Vec::with_capacity(branches.len());
@@ -235,8 +241,8 @@ impl Grading {
                 });
             }
         }
-        gradings::store_proposals(&txn, year, self.clock.now(), actor, &changed).await?;
-        txn.commit().await?;
+        gradings::store_proposals(&mut txn, year, self.clock.now(), actor, &changed).await?;
+        txn.commit().await.map_err(crate::store::query_err)?;
         Ok(outcomes)
     }
 

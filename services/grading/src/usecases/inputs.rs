@@ -48,13 +48,15 @@ pub(crate) fn quarters(mut rows: Vec<QuarterRow>) -> Vec<QuarterResult> {
     rows.sort_by(|a, b| {
         (a.quarter, a.closed_at, a.round_id).cmp(&(b.quarter, b.closed_at, b.round_id))
     });
-    let mut last: HashMap<i16, QuarterResult> = HashMap::new();
-    for row in &rows {
-        last.insert(row.quarter, quarter(row));
-    }
-    let mut out: Vec<QuarterResult> = last.into_values().collect();
-    out.sort_by_key(|q| q.quarter);
-    out
+    // The last row of each quarter's run.
+    rows.iter()
+        .enumerate()
+        .filter(|(i, row)| {
+            rows.get(i + 1)
+                .is_none_or(|next| next.quarter != row.quarter)
+        })
+        .map(|(_, row)| quarter(row))
+        .collect()
 }
 
 /// The Party sanctions 党纪处分 of a member decided in `year`.
