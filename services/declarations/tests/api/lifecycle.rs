@@ -212,3 +212,113 @@ async fn publishing_a_standard_emits_the_whole_document_with_its_version() {
     assert_eq!(carried.items().len(), 51, "the whole document travels");
     assert!(carried.items().iter().any(|i| i.code == "P99"));
 }
+
+/// Saves and a submission of the same declaration at the same moment (each an unlocked read and
+/// one guarded write): every acknowledged write is exactly one version, versions have no gap, the
+/// row is the newest version, and a submission hands in the lines of a save that was answered.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_saves_and_a_submit_keep_one_gapless_history() {
+    let c = spawn().await;
+    let branch = c.branch("并发支部").await;
+    let m = c.member(&branch, "王五").await;
+    c.replicated(&[&m.id]).await;
+    let me = c.decl(&c.member_token(&m)).await;
+    let save = |tag: usize| dpb::SaveDeclarationRequest {
+        member_id: m.id.clone(),
+        month: "2026-11".into(),
+        lines: vec![dpb::LineInput {
+            note: format!("第{tag}次保存"),
+            ..line("F01", 1, &[])
+        }],
+    };
+    let first = me
+        .clone()
+        .save_declaration(save(0))
+        .await
+        .unwrap()
+        .into_inner();
+    let id = first.id.clone();
+
+    let saves: Vec<_> = (1..=6)
+        .map(|tag| {
+            let (mut client, request) = (me.clone(), save(tag));
+            tokio::spawn(async move { client.save_declaration(request).await })
+        })
+        .collect();
+    let (mut submitter, request) = (me.clone(), dpb::SubmitDeclarationRequest { id: id.clone() });
+    let submitted = tokio::spawn(async move { submitter.submit_declaration(request).await })
+        .await
+        .unwrap();
+    let mut saved = Vec::new();
+    for task in saves {
+        saved.push(task.await.unwrap());
+    }
+
+    let mut acknowledged = 1; // the first save
+    let mut saved_notes = vec!["第0次保存".to_owned()];
+    for answer in &saved {
+        match answer {
+            Ok(d) => {
+                acknowledged += 1;
+                saved_notes.push(d.get_ref().lines[0].note.clone());
+            }
+            // The submission won first (`not_editable`), or the save lost three races in a row.
+            Err(status) => assert!(
+                ["not_editable", "concurrent_change"].contains(&code_of(status).as_str()),
+                "{status:?}"
+            ),
+        }
+    }
+    match &submitted {
+        Ok(_) => acknowledged += 1,
+        Err(status) => assert_eq!(code_of(status), "concurrent_change", "{status:?}"),
+    }
+
+    // One version per acknowledged write, numbered 1..=n, the row at the newest.
+    let rows = c
+        .decl_db
+        .query_all_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT version, state->>'status' AS status, state->'lines'->0->>'note' AS note
+             FROM declaration_versions WHERE declaration_id = $1::uuid ORDER BY version",
+            [id.clone().into()],
+        ))
+        .await
+        .unwrap();
+    let versions: Vec<(i64, String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.try_get("", "version").unwrap(),
+                r.try_get("", "status").unwrap(),
+                r.try_get("", "note").unwrap(),
+            )
+        })
+        .collect();
+    let numbers: Vec<i64> = versions.iter().map(|v| v.0).collect();
+    assert_eq!(
+        numbers,
+        (1..=acknowledged).collect::<Vec<i64>>(),
+        "{versions:?}"
+    );
+    let row_version = count(
+        &c.decl_db,
+        "SELECT version FROM declarations WHERE id = $1::uuid",
+        vec![id.clone().into()],
+    )
+    .await;
+    assert_eq!(row_version, acknowledged);
+
+    // Every version's lines are those of an answered save; a submission keeps the lines of the
+    // version before it, and nothing changes them after it.
+    for (version, _, note) in &versions {
+        assert!(saved_notes.contains(note), "version {version}: {note}");
+    }
+    if submitted.is_ok() {
+        let at = versions.iter().position(|v| v.1 == "submitted").unwrap();
+        assert_eq!(at, versions.len() - 1, "nothing is saved over a submission");
+        assert_eq!(versions[at].2, versions[at - 1].2);
+    } else {
+        assert!(versions.iter().all(|v| v.1 == "draft"), "{versions:?}");
+    }
+}
