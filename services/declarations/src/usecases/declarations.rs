@@ -430,14 +430,15 @@ impl Declarations {
             };
             let outcome =
                 store::write_guarded(&self.db, &saved, guards, snapshot(&saved), transition, None)
-                    .await
-                    .map_err(|e| {
-                        if store::is_unique_violation(&e, "declarations_member_month_key") {
-                            concurrent_change()
-                        } else {
-                            AppError::Db(e)
-                        }
-                    })?;
+                    .await;
+            let outcome = match outcome {
+                // Another save created the month's declaration meanwhile: the next attempt
+                // reads it and saves over it, as if this request had come second.
+                Err(e) if store::is_unique_violation(&e, "declarations_member_month_key") => {
+                    continue;
+                }
+                other => other?,
+            };
             if outcome == store::WriteOutcome::Written {
                 let branch_lines: Vec<RecordView> =
                     context.records.iter().map(RecordView::from_row).collect();

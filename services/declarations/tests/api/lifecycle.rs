@@ -322,3 +322,51 @@ async fn concurrent_saves_and_a_submit_keep_one_gapless_history() {
         assert!(versions.iter().all(|v| v.1 == "draft"), "{versions:?}");
     }
 }
+
+/// Three first saves of the same month at the same moment: each is answered, in some order, as
+/// one version of one declaration (a save that loses the race to create it saves over it). With
+/// three writers a save loses at most twice, so its third attempt always lands.
+#[tokio::test(flavor = "multi_thread")]
+async fn simultaneous_first_saves_of_a_month_make_one_declaration() {
+    let c = spawn().await;
+    let branch = c.branch("同时支部").await;
+    let m = c.member(&branch, "赵六").await;
+    c.replicated(&[&m.id]).await;
+    let me = c.decl(&c.member_token(&m)).await;
+    let saves: Vec<_> = (0..3)
+        .map(|tag| {
+            let mut client = me.clone();
+            let request = dpb::SaveDeclarationRequest {
+                member_id: m.id.clone(),
+                month: "2026-11".into(),
+                lines: vec![dpb::LineInput {
+                    note: format!("同时{tag}"),
+                    ..line("F01", 1, &[])
+                }],
+            };
+            tokio::spawn(async move { client.save_declaration(request).await })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    let mut versions = Vec::new();
+    for task in saves {
+        let saved = task
+            .await
+            .unwrap()
+            .expect("every save is answered")
+            .into_inner();
+        ids.push(saved.id);
+        versions.push(saved.version);
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "one declaration: {ids:?}");
+    versions.sort_unstable();
+    assert_eq!(versions, vec![1, 2, 3]);
+    let kept = count(
+        &c.decl_db,
+        "SELECT count(*) FROM declaration_versions WHERE declaration_id = $1::uuid",
+        vec![ids[0].clone().into()],
+    )
+    .await;
+    assert_eq!(kept, 3);
+}
