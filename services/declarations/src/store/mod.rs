@@ -509,16 +509,14 @@ pub async fn find_member_month(
     }
 }
 
-/// One transition to record (the id is the database's).
+/// One transition to record with a declaration's new version (the id is the database's; the
+/// declaration, version and instant are the version's).
 pub struct NewTransition<'a> {
-    pub declaration_id: Uuid,
-    pub version: i64,
     pub actor_id: &'a str,
     pub actor_name: &'a str,
     pub from_status: &'a str,
     pub to_status: &'a str,
     pub reason: &'a str,
-    pub at: chrono::DateTime<chrono::Utc>,
 }
 
 pub async fn transitions(

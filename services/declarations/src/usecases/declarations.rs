@@ -413,14 +413,11 @@ impl Declarations {
             };
             let name = actor_name(actor);
             let transition = (from != Some(Status::Draft)).then(|| NewTransition {
-                declaration_id: saved.id,
-                version: saved.version,
                 actor_id: &actor.subject,
                 actor_name: &name,
                 from_status: from_text,
                 to_status: &saved.status,
                 reason,
-                at: now,
             });
             let guards = store::WriteGuards {
                 expected,
@@ -448,7 +445,8 @@ impl Declarations {
         Err(concurrent_change())
     }
 
-    /// Writes `r` (an existing declaration's new version), its snapshot and its transition.
+    /// Writes `r` (an existing declaration's new version), its snapshot and its transition (at
+    /// `r.updated_at`).
     async fn write_transition(
         &self,
         txn: &DatabaseTransaction,
@@ -456,18 +454,14 @@ impl Declarations {
         r: &row::Model,
         from: &str,
         reason: &str,
-        now: DateTime<Utc>,
     ) -> Result<(), AppError> {
         let name = actor_name(actor);
         let transition = NewTransition {
-            declaration_id: r.id,
-            version: r.version,
             actor_id: &actor.subject,
             actor_name: &name,
             from_status: from,
             to_status: &r.status,
             reason,
-            at: now,
         };
         let guards = store::WriteGuards {
             expected: r.version - 1,
@@ -584,14 +578,11 @@ impl Declarations {
             )?;
             let name = actor_name(actor);
             let transition = NewTransition {
-                declaration_id: saved.id,
-                version: saved.version,
                 actor_id: &actor.subject,
                 actor_name: &name,
                 from_status: Status::Draft.as_str(),
                 to_status: &saved.status,
                 reason: "submitted",
-                at: now,
             };
             let counted: Vec<Uuid> = context.records.iter().map(|b| b.id).collect();
             let guards = store::WriteGuards {
@@ -683,7 +674,7 @@ impl Declarations {
                 ));
             }
         }
-        self.write_transition(txn, actor, &saved, Status::Submitted.as_str(), &reason, now)
+        self.write_transition(txn, actor, &saved, Status::Submitted.as_str(), &reason)
             .await?;
         let view = view_of(&saved, Vec::new(), None)?;
         let key = match reviewed.status {
