@@ -27,21 +27,15 @@ fn stmt(sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
 }
 
-/// Locks `year` until the end of the transaction: exclusively to publish a standard, shared to
-/// create a declaration. So "no declaration of that year exists" stays true until the publication
-/// commits.
-pub async fn lock_year(
-    conn: &impl ConnectionTrait,
-    year: i32,
-    exclusive: bool,
-) -> Result<(), DbErr> {
-    let sql = if exclusive {
-        "SELECT pg_advisory_xact_lock($1)"
-    } else {
-        "SELECT pg_advisory_xact_lock_shared($1)"
-    };
-    conn.execute_raw(stmt(sql, [(YEAR_LOCK_BASE + i64::from(year)).into()]))
-        .await?;
+/// Locks `year` exclusively until the end of the transaction, to publish a standard. A year's
+/// first declaration takes the same lock shared (in `declaration_write`), so "no declaration of
+/// that year exists" stays true until the publication commits.
+pub async fn lock_year(conn: &impl ConnectionTrait, year: i32) -> Result<(), DbErr> {
+    conn.execute_raw(stmt(
+        "SELECT pg_advisory_xact_lock($1)",
+        [(YEAR_LOCK_BASE + i64::from(year)).into()],
+    ))
+    .await?;
     Ok(())
 }
 
@@ -492,21 +486,17 @@ pub async fn find_declaration_for_update(
         .await
 }
 
-/// A member's declaration of a month, locked when `lock`.
+/// A member's declaration of a month.
 pub async fn find_member_month(
     conn: &impl ConnectionTrait,
     member_id: Uuid,
     month: &str,
-    lock: bool,
 ) -> Result<Option<declaration::Model>, DbErr> {
-    let q = declaration::Entity::find()
+    declaration::Entity::find()
         .filter(declaration::Column::MemberId.eq(member_id))
-        .filter(declaration::Column::Month.eq(month));
-    if lock {
-        q.lock_exclusive().one(conn).await
-    } else {
-        q.one(conn).await
-    }
+        .filter(declaration::Column::Month.eq(month))
+        .one(conn)
+        .await
 }
 
 /// One transition to record with a declaration's new version (the id is the database's; the

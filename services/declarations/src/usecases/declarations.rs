@@ -265,7 +265,7 @@ impl Declarations {
             .standard_for(&self.db, month.year())
             .await?
             .map(|(_, s)| s.deadline_day());
-        let existing = store::find_member_month(&self.db, member.id, &key.1, false).await?;
+        let existing = store::find_member_month(&self.db, member.id, &key.1).await?;
         let path = existing
             .as_ref()
             .map_or(member.org_path.as_str(), |r| r.org_path.as_str());

@@ -211,7 +211,7 @@ impl Declarations {
             .to_json_value()
             .map_err(|e| AppError::Corrupt(format!("standard does not serialize: {e}")))?;
         let txn = self.db.begin().await?;
-        store::lock_year(&txn, year, true).await?;
+        store::lock_year(&txn, year).await?;
         let current = self.standard_for(&txn, year).await?;
         if let Some((_, current)) = &current
             && store::year_has_declarations(&txn, year).await?
