@@ -4,7 +4,7 @@
 //! PostgreSQL per request, at the same concurrency.
 
 use crate::cluster::Cluster;
-use crate::report::Report;
+use crate::report::{CpuTimes, Report};
 use anyhow::Context as _;
 use chrono::Datelike as _;
 use hdrhistogram::Histogram;
@@ -37,6 +37,7 @@ where
     }
     let next = Arc::new(AtomicUsize::new(0));
     let errors = Arc::new(AtomicU64::new(0));
+    let cpu_before = CpuTimes::now();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
@@ -63,10 +64,12 @@ where
     for t in tasks {
         latency.add(t.await??)?;
     }
+    let elapsed = started.elapsed();
     Ok(Report {
         name,
         operations: requests as u64,
-        elapsed: started.elapsed(),
+        elapsed,
+        cpu: Some(CpuTimes::now().since(cpu_before)),
         unit,
         latency: Some(latency),
         errors: errors.load(Ordering::Relaxed),
@@ -249,6 +252,29 @@ pub async fn declarations_through_gateway(
     }
     let people = Arc::new(people);
     let months = Arc::new(months);
+    // The gateway alone: an authenticated `GET /me` answers from the token (no gRPC, no SQL).
+    let gateway_alone = {
+        let (cluster, people) = (cluster.clone(), people.clone());
+        drive(
+            format!("gateway alone: GET /me (c={clients})"),
+            "requests",
+            clients,
+            requests,
+            warmup,
+            move |i| {
+                let (cluster, people) = (cluster.clone(), people.clone());
+                async move {
+                    let who = &people[i % people.len()];
+                    cluster
+                        .send(Method::GET, &who.token, "/api/v1/me", None)
+                        .await?;
+                    Ok(())
+                }
+            },
+        )
+        .await?
+    };
+    gateway_alone.print();
     drive(
         format!("declaration PUT+submit via gateway (c={clients})"),
         "declarations",

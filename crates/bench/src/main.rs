@@ -5,7 +5,11 @@
 //!   outbox) at 32 concurrent clients, with p50/p99 latency.
 //! * `declarations`: declarations PUT and submitted per second through the gateway at 32
 //!   concurrent clients with p50/p99, beside the ceiling of a bare axum + PostgreSQL single-row
-//!   insert endpoint at the same concurrency (target: at least 40% of it, p99 under 50 ms).
+//!   insert endpoint at the same concurrency (target: at least 40% of it, p99 under 50 ms), and
+//!   an authenticated `GET /api/v1/me` that the gateway answers alone (its own cost per request).
+//!
+//! Every scenario run by concurrent clients also prints the CPU time per operation of this
+//! process (clients and in-process services), of the PostgreSQL server and of RabbitMQ.
 //! * `evaluations`: ballots cast per second through the gateway (HTTP → gRPC → one PostgreSQL
 //!   transaction spending the code and storing the ballot) at 32 concurrent clients, each ballot
 //!   with its own code, with p50/p99 latency.
@@ -22,6 +26,10 @@ mod report;
 mod scenarios;
 
 use clap::{Parser, ValueEnum};
+
+/// mimalloc, as in the service binaries (the in-process services should allocate as they do).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(about = "Benchmarks of jifen's hot paths")]

@@ -1,7 +1,7 @@
 //! The measured scenarios.
 
 use crate::cluster::Cluster;
-use crate::report::Report;
+use crate::report::{CpuTimes, Report};
 use anyhow::Context as _;
 use hdrhistogram::Histogram;
 use sea_orm_migration::MigratorTrait as _;
@@ -34,6 +34,7 @@ pub async fn members_through_gateway(clients: usize, requests: usize) -> anyhow:
     let next = Arc::new(AtomicUsize::new(64));
     let errors = Arc::new(AtomicU64::new(0));
     let end = 64 + requests;
+    let cpu_before = CpuTimes::now();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
@@ -64,6 +65,7 @@ pub async fn members_through_gateway(clients: usize, requests: usize) -> anyhow:
         latency.add(t.await??)?;
     }
     let elapsed = started.elapsed();
+    let cpu = CpuTimes::now().since(cpu_before);
     cleanup_bus(&cluster.bus).await;
     Ok(Report {
         name: format!("members created via gateway (c={clients})"),
@@ -72,6 +74,7 @@ pub async fn members_through_gateway(clients: usize, requests: usize) -> anyhow:
         unit: "members",
         latency: Some(latency),
         errors: errors.load(Ordering::Relaxed),
+        cpu: Some(cpu),
     })
 }
 
@@ -117,6 +120,7 @@ pub async fn outbox_relay(events: usize) -> anyhow::Result<Report> {
         tx.commit().await?;
     }
     let relay = jifen_eventbus::Relay::new(conn.clone(), config.clone(), "bench");
+    let cpu_before = CpuTimes::now();
     let started = Instant::now();
     let mut published = 0;
     while published < events {
@@ -127,6 +131,7 @@ pub async fn outbox_relay(events: usize) -> anyhow::Result<Report> {
         published += n;
     }
     let elapsed = started.elapsed();
+    let cpu = CpuTimes::now().since(cpu_before);
     cleanup_bus(&config).await;
     Ok(Report {
         name: "events published by the outbox relay".into(),
@@ -135,6 +140,7 @@ pub async fn outbox_relay(events: usize) -> anyhow::Result<Report> {
         unit: "events",
         latency: None,
         errors: 0,
+        cpu: Some(cpu),
     })
 }
 
@@ -256,6 +262,7 @@ pub async fn ballots_through_gateway(clients: usize, requests: usize) -> anyhow:
     let (tokens, bodies, path) = (Arc::new(tokens), Arc::new(bodies), Arc::new(path));
     let next = Arc::new(AtomicUsize::new(warmup));
     let errors = Arc::new(AtomicU64::new(0));
+    let cpu_before = CpuTimes::now();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
@@ -292,6 +299,7 @@ pub async fn ballots_through_gateway(clients: usize, requests: usize) -> anyhow:
         latency.add(t.await??)?;
     }
     let elapsed = started.elapsed();
+    let cpu = CpuTimes::now().since(cpu_before);
     // Every ballot counted once: the round says so after closing.
     let closed = cluster
         .post(
@@ -314,6 +322,7 @@ pub async fn ballots_through_gateway(clients: usize, requests: usize) -> anyhow:
         unit: "ballots",
         latency: Some(latency),
         errors,
+        cpu: Some(cpu),
     })
 }
 

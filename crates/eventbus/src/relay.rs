@@ -11,7 +11,9 @@
 //! * the relay never gives up on infrastructure errors: it reconnects with capped backoff.
 //!
 //! Wake-ups: `LISTEN jifen_outbox` (a dedicated pooled connection; [`crate::stage`] notifies at
-//! commit), with a poll every `poll_interval` as the fallback for lost notifications.
+//! commit), with a poll every `poll_interval` as the fallback for lost notifications. A
+//! notification is answered after `relay_linger`, so that the events of the transactions
+//! committing meanwhile go out in the same batch (one claim and one mark for all of them).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -129,7 +131,13 @@ impl Relay {
                     }
                     tokio::select! {
                         () = cancel.cancelled() => break,
-                        () = wake.notified() => {}
+                        () = wake.notified() => {
+                            // Notifications arriving meanwhile fold into this one wake-up.
+                            tokio::select! {
+                                () = cancel.cancelled() => break,
+                                () = tokio::time::sleep(self.config.relay_linger) => {}
+                            }
+                        }
                         () = tokio::time::sleep(self.config.poll_interval) => {}
                     }
                 }
