@@ -275,7 +275,8 @@ pub async fn declarations_through_gateway(
         .await?
     };
     gateway_alone.print();
-    drive(
+    let bus = cluster.bus.clone();
+    let report = drive(
         format!("declaration PUT+submit via gateway (c={clients})"),
         "declarations",
         clients,
@@ -302,5 +303,7 @@ pub async fn declarations_through_gateway(
             }
         },
     )
-    .await
+    .await;
+    crate::scenarios::cleanup_bus(&bus).await;
+    report
 }

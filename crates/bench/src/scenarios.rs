@@ -327,10 +327,14 @@ pub async fn ballots_through_gateway(clients: usize, requests: usize) -> anyhow:
 }
 
 /// The consumers an in-process [`Cluster`] declares.
-const CLUSTER_CONSUMERS: [&str; 2] = ["evaluations.members-replica", "evaluations.standards"];
+const CLUSTER_CONSUMERS: [&str; 3] = [
+    "evaluations.members-replica",
+    "evaluations.standards",
+    jifen_declarations::events::MEMBERS_REPLICA,
+];
 
 /// Deletes the run's exchanges and queues so benchmarks leave nothing behind on the broker.
-async fn cleanup_bus(config: &jifen_eventbus::BusConfig) {
+pub async fn cleanup_bus(config: &jifen_eventbus::BusConfig) {
     let Ok(conn) =
         lapin::Connection::connect(&config.amqp_url, lapin::ConnectionProperties::default()).await
     else {

@@ -23,9 +23,9 @@ pub struct BusConfig {
     pub delivery_limit: u32,
     /// How often the relay polls the outbox when no notification woke it (default 1 s).
     pub poll_interval: Duration,
-    /// How long the relay lets a notification's company gather before it claims a batch
-    /// (default 10 ms): under load, one batch carries the events of many transactions instead
-    /// of one claim-publish-mark transaction per event.
+    /// How long the relay waits after a notification before it claims a batch (default 10 ms),
+    /// so that under load one batch carries the events of every transaction committed meanwhile
+    /// instead of one claim-publish-mark transaction per event.
     pub relay_linger: Duration,
 }
 
