@@ -7,9 +7,6 @@
 //!   concurrent clients with p50/p99, beside the ceiling of a bare axum + PostgreSQL single-row
 //!   insert endpoint at the same concurrency (target: at least 40% of it, p99 under 50 ms), and
 //!   an authenticated `GET /api/v1/me` that the gateway answers alone (its own cost per request).
-//!
-//! Every scenario run by concurrent clients also prints the CPU time per operation of this
-//! process (clients and in-process services), of the PostgreSQL server and of RabbitMQ.
 //! * `evaluations`: ballots cast per second through the gateway (HTTP → gRPC → one PostgreSQL
 //!   transaction spending the code and storing the ballot) at 32 concurrent clients, each ballot
 //!   with its own code, with p50/p99 latency.
@@ -18,6 +15,9 @@
 //!   3× of it, peak memory under 1 GiB, linear growth).
 //! * `relay`: events per second through the outbox relay (PostgreSQL → RabbitMQ with publisher
 //!   confirms → marked published).
+//!
+//! Every scenario run by concurrent clients also prints the CPU time per operation of this
+//! process (clients and in-process services), of the PostgreSQL server and of RabbitMQ.
 
 mod cluster;
 mod declarations;
