@@ -83,8 +83,77 @@ impl ServiceProcess {
     }
 }
 
-/// A free TCP port on 127.0.0.1 (bound then released; good enough for a child's listener).
-pub fn free_port() -> anyhow::Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
+/// A TCP port on 127.0.0.1 kept for one test process until dropped, for a child's listener.
+///
+/// A port the kernel hands out for `bind(0)` lies in its ephemeral range, where it can be taken
+/// again at once, by another test's `bind(0)` or as the local port of any outgoing connection,
+/// before the child binds it; a test could then find someone else's service on "its" port.
+/// So ports come from [`RESERVED_PORTS`], below Linux's ephemeral range, and each is held by an
+/// exclusive lock on a file in the temporary directory: the other test processes skip it.
+pub struct ReservedPort {
+    port: u16,
+    _lock: std::fs::File,
+}
+
+/// The ports [`reserve_port`] chooses from: below Linux's default ephemeral range (32768–60999).
+pub const RESERVED_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+impl ReservedPort {
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `127.0.0.1:port`.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+}
+
+/// Reserves a port of [`RESERVED_PORTS`] that no other test process holds and that nothing has
+/// bound, starting from a random place in the range.
+pub fn reserve_port() -> anyhow::Result<ReservedPort> {
+    let dir = std::env::temp_dir().join("jifen-test-ports");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let span = RESERVED_PORTS.end - RESERVED_PORTS.start;
+    let start = (uuid::Uuid::new_v4().as_u128() % u128::from(span)) as u16;
+    for i in 0..span {
+        let port = RESERVED_PORTS.start + (start + i) % span;
+        let path = dir.join(port.to_string());
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => continue,
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("locking {}", path.display()));
+            }
+        }
+        // Held by no test; skip it if anything else on the machine listens there.
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(ReservedPort { port, _lock: file });
+        }
+    }
+    anyhow::bail!("no free port in {RESERVED_PORTS:?}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reserved_port_is_not_handed_out_twice_and_is_bindable() -> anyhow::Result<()> {
+        let ports: Vec<ReservedPort> = (0..50).map(|_| reserve_port()).collect::<Result<_, _>>()?;
+        let distinct: std::collections::HashSet<u16> =
+            ports.iter().map(ReservedPort::port).collect();
+        assert_eq!(distinct.len(), ports.len());
+        for p in &ports {
+            assert!(RESERVED_PORTS.contains(&p.port()));
+            std::net::TcpListener::bind(p.addr())?;
+        }
+        Ok(())
+    }
 }

@@ -2,7 +2,7 @@
 //! ports and keys, so end-to-end tests run beside every other test.
 
 use base64::Engine as _;
-use jifen_testkit::process::{ServiceProcess, free_port, workspace_binary};
+use jifen_testkit::process::{ReservedPort, ServiceProcess, reserve_port, workspace_binary};
 use rand::RngCore as _;
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,8 @@ pub struct Cluster {
     pub env: Vec<(String, String)>,
     pub bus_prefix: String,
     _dir: tempfile::TempDir,
+    /// The services' ports, held for the cluster's life.
+    _ports: Vec<ReservedPort>,
 }
 
 pub const ADMIN_PASSWORD: &str = "e2e-admin-password";
@@ -46,14 +48,18 @@ impl Cluster {
         jifen_platform::auth::ensure_key_pair(dir.path(), "e2e").unwrap();
         let mut pii = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut pii);
-        let (grpc, ops, gw) = (
-            free_port().unwrap(),
-            free_port().unwrap(),
-            free_port().unwrap(),
-        );
-        let (decl_grpc, decl_ops) = (free_port().unwrap(), free_port().unwrap());
-        let (eval_grpc, eval_ops) = (free_port().unwrap(), free_port().unwrap());
-        let (grad_grpc, grad_ops) = (free_port().unwrap(), free_port().unwrap());
+        let ports: Vec<ReservedPort> = (0..9).map(|_| reserve_port().unwrap()).collect();
+        let [
+            grpc,
+            ops,
+            gw,
+            decl_grpc,
+            decl_ops,
+            eval_grpc,
+            eval_ops,
+            grad_grpc,
+            grad_ops,
+        ]: [u16; 9] = std::array::from_fn(|i| ports[i].port());
         let env: Vec<(String, String)> = [
             ("JIFEN_DATABASE_URL", db.server_url.clone()),
             ("JIFEN_MEMBERS_DATABASE", db.name.clone()),
@@ -181,6 +187,7 @@ impl Cluster {
             env,
             bus_prefix,
             _dir: dir,
+            _ports: ports,
         }
     }
 

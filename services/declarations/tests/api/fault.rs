@@ -7,7 +7,7 @@ use jifen_eventbus::{Consumer, ConsumerSpec, EventHandler, HandleError, Incoming
 use jifen_platform::auth::RoleName;
 use jifen_proto::declarations::v1 as dpb;
 use jifen_proto::declarations::v1::declarations_service_client::DeclarationsServiceClient;
-use jifen_testkit::process::{ServiceProcess, free_port, workspace_binary};
+use jifen_testkit::process::{ServiceProcess, reserve_port, workspace_binary};
 use sea_orm::{
     ConnectionTrait as _, DatabaseConnection, DatabaseTransaction, DbBackend, Statement,
 };
@@ -96,12 +96,9 @@ async fn submitted_events(sink: &DatabaseConnection, subject: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn acknowledged_submissions_are_published_exactly_once_across_a_crash() {
-    let grpc: SocketAddr = format!("127.0.0.1:{}", free_port().unwrap())
-        .parse()
-        .unwrap();
-    let ops: SocketAddr = format!("127.0.0.1:{}", free_port().unwrap())
-        .parse()
-        .unwrap();
+    // Held until the test ends: the restarted process binds the same ports.
+    let (grpc_port, ops_port) = (reserve_port().unwrap(), reserve_port().unwrap());
+    let (grpc, ops): (SocketAddr, SocketAddr) = (grpc_port.addr(), ops_port.addr());
     let c = spawn_with(Declarations::External(grpc)).await;
 
     // The consumer's queue is bound before anything is published.

@@ -7,7 +7,7 @@ use base64::Engine as _;
 use jifen_eventbus::{BusConfig, Consumer, ConsumerSpec, EventHandler, HandleError, IncomingEvent};
 use jifen_proto::common::v1 as common;
 use jifen_proto::members::v1 as pb;
-use jifen_testkit::process::{ServiceProcess, free_port, workspace_binary};
+use jifen_testkit::process::{ServiceProcess, reserve_port, workspace_binary};
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use sea_orm::{
@@ -175,12 +175,9 @@ async fn acknowledged_members_are_published_exactly_once_across_a_crash() {
     let consumer_task = tokio::spawn(consumer.run(stop_consumer.clone()));
     wait_for_consumer(&bus).await;
 
-    let grpc: SocketAddr = format!("127.0.0.1:{}", free_port().unwrap())
-        .parse()
-        .unwrap();
-    let ops: SocketAddr = format!("127.0.0.1:{}", free_port().unwrap())
-        .parse()
-        .unwrap();
+    // Held until the test ends: the restarted process binds the same ports.
+    let (grpc_port, ops_port) = (reserve_port().unwrap(), reserve_port().unwrap());
+    let (grpc, ops): (SocketAddr, SocketAddr) = (grpc_port.addr(), ops_port.addr());
     let envs: Vec<(String, String)> = [
         ("JIFEN_DATABASE_URL", database.server_url.clone()),
         ("JIFEN_MEMBERS_DATABASE", database.name.clone()),
