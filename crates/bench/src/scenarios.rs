@@ -327,10 +327,11 @@ pub async fn ballots_through_gateway(clients: usize, requests: usize) -> anyhow:
 }
 
 /// The consumers an in-process [`Cluster`] declares.
-const CLUSTER_CONSUMERS: [&str; 3] = [
+const CLUSTER_CONSUMERS: [&str; 4] = [
     "evaluations.members-replica",
     "evaluations.standards",
     jifen_declarations::events::MEMBERS_REPLICA,
+    jifen_declarations::events::FINAL_GRADES,
 ];
 
 /// Deletes the run's exchanges and queues so benchmarks leave nothing behind on the broker.

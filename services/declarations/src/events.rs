@@ -10,8 +10,11 @@
 //! | `declarations.branch_record.{recorded,revoked}.v1` | `BranchRecordChanged` |
 //! | `declarations.reminder.due.v1` | `ReminderDue` |
 //!
-//! Consumed: `members.#` into the replica (`org_replica`, `member_replica`) that scope checks and
-//! listings read; an event applies only when its version is newer than the replica's.
+//! Consumed:
+//! * `members.#` into the replica (`org_replica`, `member_replica`) that scope checks and
+//!   listings read; an event applies only when its version is newer than the replica's;
+//! * `grading.member_grade.finalized.v1` into `final_grades`: a year whose grade is final (定档)
+//!   takes no more branch records, revocations, reviews or reopenings for that member.
 
 use crate::domain::Status;
 use crate::store::{
@@ -40,6 +43,10 @@ pub const REMINDER_DUE: &str = "declarations.reminder.due.v1";
 
 /// Name of the members replica consumer (its queue is `<prefix>declarations.members-replica`).
 pub const MEMBERS_REPLICA: &str = "declarations.members-replica";
+/// Name of the consumer of final grades (its queue is `<prefix>declarations.final-grades`).
+pub const FINAL_GRADES: &str = "declarations.final-grades";
+/// The one grading event this service consumes.
+pub const MEMBER_GRADE_FINALIZED: &str = "grading.member_grade.finalized.v1";
 
 fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -251,6 +258,39 @@ impl EventHandler for MembersReplica {
             store::upsert_member(tx, row).await.map_err(transient)?;
         }
         // Other members.* events carry nothing the replica keeps.
+        Ok(())
+    }
+}
+
+/// Keeps `final_grades` from `grading.member_grade.finalized.v1` (a final grade never changes, so
+/// a redelivery changes nothing).
+pub struct FinalGrades;
+
+#[async_trait::async_trait]
+impl EventHandler for FinalGrades {
+    async fn handle(
+        &self,
+        tx: &DatabaseTransaction,
+        event: &IncomingEvent,
+    ) -> Result<(), HandleError> {
+        if event.routing_key != MEMBER_GRADE_FINALIZED {
+            return Ok(());
+        }
+        let m = ev::MemberGradeFinalized::decode(event.payload.as_slice())
+            .map_err(|e| HandleError::Permanent(format!("not a MemberGradeFinalized: {e}")))?;
+        let finalized_at = DateTime::parse_from_rfc3339(&m.finalized_at)
+            .map_err(|e| HandleError::Permanent(format!("finalized_at {:?}: {e}", m.finalized_at)))?
+            .with_timezone(&Utc);
+        store::insert_final_grade(
+            tx,
+            uuid("member_id", &m.member_id)?,
+            m.year,
+            uuid("org_id", &m.org_id)?,
+            &m.org_path,
+            finalized_at,
+        )
+        .await
+        .map_err(|e| HandleError::Transient(e.into()))?;
         Ok(())
     }
 }

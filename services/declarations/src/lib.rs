@@ -153,6 +153,14 @@ pub fn replica_spec() -> ConsumerSpec {
     }
 }
 
+/// The consumer spec of final grades.
+pub fn final_grades_spec() -> ConsumerSpec {
+    ConsumerSpec {
+        name: events::FINAL_GRADES.to_owned(),
+        bindings: vec![events::MEMBER_GRADE_FINALIZED.to_owned()],
+    }
+}
+
 /// The declarations service, built and bound, ready to run.
 pub struct Application {
     db: DatabaseConnection,
@@ -167,7 +175,7 @@ pub struct Application {
 }
 
 impl Application {
-    /// Ensures the database and its schema, the evidence directory and the replica's queue, and
+    /// Ensures the database and its schema, the evidence directory and the consumers' queues, and
     /// binds both listeners.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let db = migrate(&settings.database_url, &settings.database_name).await?;
@@ -187,8 +195,8 @@ impl Application {
                 max_bytes: settings.evidence_max_bytes,
             },
         );
-        // Bind the replica's queue now, so no members event published from here on is missed
-        // even before the consumer connects.
+        // Bind the consumers' queues now, so no event published from here on is missed, even
+        // before the consumers connect.
         Consumer::new(
             db.clone(),
             settings.bus.clone(),
@@ -198,6 +206,15 @@ impl Application {
         .declare()
         .await
         .context("declaring the members replica queue")?;
+        Consumer::new(
+            db.clone(),
+            settings.bus.clone(),
+            final_grades_spec(),
+            Arc::new(events::FinalGrades),
+        )
+        .declare()
+        .await
+        .context("declaring the final grades queue")?;
         let grpc_listener = tokio::net::TcpListener::bind(settings.grpc_listen)
             .await
             .with_context(|| format!("binding gRPC on {}", settings.grpc_listen))?;
@@ -234,7 +251,7 @@ impl Application {
         &self.app
     }
 
-    /// Serves gRPC and ops, relays the outbox, consumes `members.*` and runs the reminder check,
+    /// Serves gRPC and ops, relays the outbox, consumes `members.*` and final grades, and runs the reminder check,
     /// until `cancel` fires; if one of them fails, the others are stopped too.
     pub async fn run_until_stopped(self, cancel: CancellationToken) -> anyhow::Result<()> {
         let _ = jifen_platform::ops::prometheus();
@@ -271,6 +288,21 @@ impl Application {
                 (
                     "members replica",
                     consumer.run(stop).await.context("members replica consumer"),
+                )
+            }
+        });
+        tasks.spawn({
+            let stop = stop.clone();
+            let consumer = Consumer::new(
+                self.db.clone(),
+                self.bus.clone(),
+                final_grades_spec(),
+                Arc::new(events::FinalGrades),
+            );
+            async move {
+                (
+                    "final grades",
+                    consumer.run(stop).await.context("final grades consumer"),
                 )
             }
         });

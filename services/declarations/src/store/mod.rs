@@ -667,6 +667,71 @@ pub async fn reopened_until(
     Ok(row.and_then(|r| r.until))
 }
 
+// -------------------------------------------------------------------------------- final grades
+
+/// Records that `member_id`'s grade of `year` is final (idempotent: a final grade never changes).
+pub async fn insert_final_grade(
+    conn: &impl ConnectionTrait,
+    member_id: Uuid,
+    year: i32,
+    org_id: Uuid,
+    org_path: &str,
+    finalized_at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), DbErr> {
+    conn.execute_raw(stmt(
+        "INSERT INTO final_grades (member_id, year, org_id, org_path, finalized_at)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (member_id, year) DO NOTHING",
+        [
+            member_id.into(),
+            year.into(),
+            org_id.into(),
+            org_path.into(),
+            finalized_at.into(),
+        ],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Those of `member_ids` whose grade of `year` is final.
+pub async fn final_members(
+    conn: &impl ConnectionTrait,
+    member_ids: &[Uuid],
+    year: i32,
+) -> Result<HashSet<Uuid>, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        member_id: Uuid,
+    }
+    let rows = Row::find_by_statement(stmt(
+        "SELECT member_id FROM final_grades WHERE year = $1 AND member_id = ANY($2)",
+        [year.into(), member_ids.to_vec().into()],
+    ))
+    .all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.member_id).collect())
+}
+
+/// Whether a member of the subtree at `org_path` (graded there) has a final grade of `year`.
+pub async fn subtree_has_final(
+    conn: &impl ConnectionTrait,
+    org_path: &str,
+    year: i32,
+) -> Result<bool, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        found: bool,
+    }
+    let row = Row::find_by_statement(stmt(
+        "SELECT EXISTS (SELECT 1 FROM final_grades WHERE year = $1 AND starts_with(org_path, $2))
+         AS found",
+        [year.into(), org_path.into()],
+    ))
+    .one(conn)
+    .await?;
+    Ok(row.is_some_and(|r| r.found))
+}
+
 // ------------------------------------------------------------------------------------ evidence
 
 /// Records a stored file and who uploaded it (both idempotent).

@@ -220,6 +220,16 @@ impl Declarations {
         for id in &member_ids {
             store::lock_member_month(&txn, *id, &month.to_string()).await?;
         }
+        let finals = store::final_members(&txn, &member_ids, month.year()).await?;
+        if let Some((index, _, _)) = rows.iter().find(|(_, r, _)| finals.contains(&r.member_id)) {
+            return Err(AppError::conflict(
+                super::GRADING_FINAL,
+                format!(
+                    "entries[{index}]: the member's grade of {} is final; no more points are recorded for that year",
+                    month.year()
+                ),
+            ));
+        }
         let mut totals: HashMap<(Uuid, String), i32> =
             store::recorded_points(&txn, &member_ids, &month.to_string()).await?;
         for (index, r, unit) in &rows {
@@ -300,6 +310,13 @@ impl Declarations {
             "id",
             "branch record",
         )?;
+        self.ensure_year_not_final(
+            &txn,
+            r.member_id,
+            r.year,
+            "its branch records are no longer revoked",
+        )
+        .await?;
         if r.revoked_at.is_some() {
             return Err(AppError::conflict(
                 "already_revoked",
@@ -405,6 +422,15 @@ impl Declarations {
             return Err(AppError::Invalid(problems));
         }
         self.require_standard(&self.db, month.year()).await?;
+        if store::subtree_has_final(&self.db, &org.path, month.year()).await? {
+            return Err(AppError::conflict(
+                super::GRADING_FINAL,
+                format!(
+                    "grades of {} are final in this organization; its months are no longer reopened",
+                    month.year()
+                ),
+            ));
+        }
         let row = reopening::Model {
             id: Uuid::now_v7(),
             org_id: org.id,

@@ -704,6 +704,13 @@ impl Declarations {
             "id",
             "declaration",
         )?;
+        self.ensure_year_not_final(
+            &txn,
+            r.member_id,
+            r.year,
+            "its declarations are no longer reviewed",
+        )
+        .await?;
         let view = self
             .apply_review(&txn, actor, r, decision, adjustments, comment)
             .await?;
@@ -748,6 +755,11 @@ impl Declarations {
                 skipped.push((id, "own_declaration"));
             } else if r.status != Status::Submitted.as_str() {
                 skipped.push((id, "not_submitted"));
+            } else if !store::final_members(&txn, &[r.member_id], r.year)
+                .await?
+                .is_empty()
+            {
+                skipped.push((id, super::GRADING_FINAL));
             } else {
                 self.apply_review(&txn, actor, r, Decision::Approve, &[], "")
                     .await?;

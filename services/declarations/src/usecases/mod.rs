@@ -125,4 +125,30 @@ impl Declarations {
     pub fn clock(&self) -> &Clock {
         &self.clock
     }
+
+    /// 409 `grading_final` when `member_id`'s grade of `year` is final (定档): RULES.md §3 writes
+    /// branch records only for a year whose grading is not final, and nothing else may change
+    /// the points of such a year either (docs/decisions/0005-final-years.md).
+    async fn ensure_year_not_final(
+        &self,
+        conn: &impl sea_orm::ConnectionTrait,
+        member_id: uuid::Uuid,
+        year: i32,
+        what: &str,
+    ) -> Result<(), AppError> {
+        if crate::store::final_members(conn, &[member_id], year)
+            .await?
+            .is_empty()
+        {
+            Ok(())
+        } else {
+            Err(AppError::conflict(
+                GRADING_FINAL,
+                format!("the member's grade of {year} is final; {what}"),
+            ))
+        }
+    }
 }
+
+/// The 409 code of a change to a year whose grade is final.
+const GRADING_FINAL: &str = "grading_final";

@@ -23,7 +23,8 @@ use uuid::Uuid;
 
 /// Records branch-side lines for members of the organization's subtree: every entry or none.
 /// Only items with `declared_by: "branch"`; an item's monthly cap counts what is already
-/// recorded (422 `monthly_cap_exceeded` naming `entries[i].quantity`).
+/// recorded (422 `monthly_cap_exceeded` naming `entries[i].quantity`). Not for a member whose
+/// grade of the year is final (409 `grading_final`).
 #[utoipa::path(
     post,
     path = "/api/v1/orgs/{id}/branch-records",
@@ -124,7 +125,7 @@ pub async fn branch_record_action(
 }
 
 /// Revokes a branch record: it stays, marked revoked with who and why; a second revoke is 409
-/// `already_revoked`.
+/// `already_revoked`; once the member's grade of the year is final, 409 `grading_final`.
 #[utoipa::path(
     post,
     path = "/api/v1/branch-records/{id}:revoke",
@@ -174,7 +175,8 @@ pub async fn period_action(
 }
 
 /// Reopens a closed month for the members of the organization's subtree until `until` (补报):
-/// they may save and submit that month's declaration until then.
+/// they may save and submit that month's declaration until then. Not once a grade of that year
+/// is final in the subtree (409 `grading_final`).
 #[utoipa::path(
     post,
     path = "/api/v1/orgs/{id}/periods/{month}:reopen",

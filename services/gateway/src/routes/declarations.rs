@@ -143,6 +143,7 @@ pub async fn submit_declaration(
 /// themself). Approval gives every line its claimed points unless `lines` lowers it (with a
 /// reason); reject and return need a comment. A declaration that is not submitted: 409
 /// `not_submitted` — also the answer to the second of two reviewers at the same moment.
+/// Once the member's grade of the year is final: 409 `grading_final`.
 #[utoipa::path(
     post,
     path = "/api/v1/declarations/{id}:review",

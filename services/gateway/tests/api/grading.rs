@@ -202,6 +202,26 @@ async fn grading_from_proposal_to_final_with_every_role_checked() {
     let body: Value = r.json().await.unwrap();
     assert_problem(status, &body, 422, "not_a_branch", Some("org_id"));
 
+    // A draft of the graded year: no points until approved, so the grades ignore it. Reviewing it
+    // answers 409 `not_submitted` until the declarations service knows the year is final, then
+    // `grading_final`: a probe that changes nothing either way.
+    let m2 = &b.members[2];
+    let (status, draft) = app
+        .put(
+            &format!("/api/v1/members/{}/declarations/{MONTH}", m2.id),
+            Some(&m2.token),
+            &json!({"lines": [{"item_code": "F01", "quantity": 1}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{draft}");
+    let review_draft = format!(
+        "/api/v1/declarations/{}:review",
+        draft["id"].as_str().unwrap()
+    );
+    let approve = json!({"decision": "approve"});
+    let (status, body) = app.post(&review_draft, Some(sec), &approve).await;
+    assert_problem(status, &body, 409, "not_submitted", None);
+
     // Compute: staff over the branch only.
     let compute = format!("{path}:compute");
     let (status, body) = act(&app, &compute, &m0.token).await;
@@ -459,6 +479,99 @@ async fn grading_from_proposal_to_final_with_every_role_checked() {
     let (status, body) = app.get(&path, Some(&m1.token)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "final");
+
+    // A final year takes no more points (RULES.md §3), once the declarations service has the
+    // final grades from `grading.member_grade.finalized.v1`.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (status, body) = app.post(&review_draft, Some(sec), &approve).await;
+        if body["code"] == "grading_final" {
+            assert_problem(status, &body, 409, "grading_final", None);
+            break;
+        }
+        assert_problem(status, &body, 409, "not_submitted", None);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the declarations service never learned that {YEAR} is final"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let records = format!("/api/v1/orgs/{}/branch-records", b.branch_id);
+    let (status, more) = app
+        .post(
+            &records,
+            Some(sec),
+            &json!({"month": MONTH, "entries": [{"member_id": m0.id, "item_code": "P01", "quantity": 1}]}),
+        )
+        .await;
+    assert_problem(status, &more, 409, "grading_final", None);
+    let (status, listed) = app
+        .get(&format!("{records}?month={MONTH}"), Some(sec))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    let record = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["member_id"] == m0.id.as_str())
+        .unwrap();
+    let (status, body) = app
+        .post(
+            &format!(
+                "/api/v1/branch-records/{}:revoke",
+                record["id"].as_str().unwrap()
+            ),
+            Some(sec),
+            &json!({"reason": "定档之后"}),
+        )
+        .await;
+    assert_problem(status, &body, 409, "grading_final", None);
+    let reopen_until = (app.clock.now() + chrono::Duration::days(3)).to_rfc3339();
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/orgs/{}/periods/{MONTH}:reopen", b.branch_id),
+            Some(sec),
+            &json!({"until": reopen_until, "reason": "补报"}),
+        )
+        .await;
+    assert_problem(status, &body, 409, "grading_final", None);
+    // Saving and submitting follow the month's window only (docs/decisions/0005-final-years.md),
+    // but the submitted declaration is never approved: batch approval skips it.
+    let (status, submitted) = app
+        .post(
+            &format!(
+                "/api/v1/declarations/{}:submit",
+                draft["id"].as_str().unwrap()
+            ),
+            Some(&m2.token),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{submitted}");
+    let (status, batch) = app
+        .post(
+            &format!("/api/v1/orgs/{}/declarations:batch-approve", b.branch_id),
+            Some(sec),
+            &json!({"month": MONTH, "declaration_ids": [draft["id"]]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{batch}");
+    assert_eq!(
+        batch,
+        json!({"approved": 0, "skipped": [{"id": draft["id"], "reason": "grading_final"}]})
+    );
+    // Ledgers and grades are as finalized: nothing above was recorded.
+    let ledger0 = app.wait_ledger(&m0.id, YEAR, 1).await;
+    assert_eq!(ledger0["entries"].as_array().unwrap().len(), 1, "{ledger0}");
+    // The other branch's year is not final: its secretary still records points.
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/orgs/{}/branch-records", other.branch_id),
+            Some(&other.secretary.token),
+            &json!({"month": MONTH, "entries": [{"member_id": other.members[0].id, "item_code": "P01", "quantity": 1}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

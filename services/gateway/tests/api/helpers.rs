@@ -64,6 +64,7 @@ impl Drop for TestApp {
                 "evaluations.members-replica",
                 "evaluations.standards",
                 "declarations.members-replica",
+                "declarations.final-grades",
                 "grading.projections",
             ],
         );
