@@ -2,9 +2,14 @@
 //!
 //! Login asks the members service to check the password (`Authenticate`) and signs an access
 //! token for the principal it answers. The refresh token is opaque (32 random bytes); Redis keeps
-//! its SHA-256 with the account id for `refresh_ttl`. A refresh token works once: refreshing
-//! deletes it (`GETDEL`) and issues a new pair, with roles fetched afresh (`GetPrincipal`, called
-//! with the gateway's service token), so a role change shows at the next refresh.
+//! its SHA-256 with the account id for `refresh_ttl`. A refresh token works once: refreshing uses
+//! it up and issues a new pair, with roles fetched afresh (`GetPrincipal`, called with the
+//! gateway's service token), so a role change shows at the next refresh.
+//!
+//! The tokens descending from one login form a family with one live token. A used token
+//! presented again means two parties hold the chain (a stolen token, or a client that retried a
+//! refresh whose answer it lost): the family's live token is deleted too, so both must log in
+//! again (docs/gateway.md). The check and the rotation are one Lua script, atomic in Redis.
 //!
 //! The evaluator login (`POST /api/v1/auth/evaluator`) trades an invitation code for a
 //! short-lived access token good for that code's round only (docs/evaluator-anonymity.md): the
@@ -32,40 +37,131 @@ use sha2::{Digest as _, Sha256};
 use tonic::Code;
 use utoipa::ToSchema;
 
-fn refresh_key(state: &AppState, token: &str) -> String {
-    state.redis_key(&["refresh", &hex::encode(Sha256::digest(token.as_bytes()))])
+fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Signs an access token for `principal` and stores a fresh refresh token.
-async fn issue(state: &AppState, principal: &Principal) -> Result<TokenResponse, Problem> {
+/// The live refresh token `refresh:<sha256>` → `<family>|<subject>`.
+fn refresh_key(state: &AppState, hash: &str) -> String {
+    state.redis_key(&["refresh", hash])
+}
+
+/// A used refresh token `refresh-used:<sha256>` → `<family>`, kept for `refresh_ttl`.
+fn used_key(state: &AppState, hash: &str) -> String {
+    state.redis_key(&["refresh-used", hash])
+}
+
+/// A family `refresh-family:<id>` → the SHA-256 of its one live token.
+fn family_key(state: &AppState, family: &str) -> String {
+    state.redis_key(&["refresh-family", family])
+}
+
+/// 32 random bytes, URL-safe base64.
+fn random_token() -> String {
+    let mut raw = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}
+
+fn session_store_down(e: &redis::RedisError) -> Problem {
+    tracing::warn!(error = %e, "the session store failed");
+    Problem::unavailable("the session store is unavailable; retry later")
+}
+
+fn refused() -> Problem {
+    Problem::unauthenticated(
+        "invalid_refresh_token",
+        "the refresh token is unknown, expired or already used",
+    )
+}
+
+/// The access token of a pair, signed for `principal`.
+fn token_pair(
+    state: &AppState,
+    principal: &Principal,
+    refresh_token: String,
+) -> Result<TokenResponse, Problem> {
     let ttl = i64::try_from(state.access_ttl().as_secs()).unwrap_or(i64::MAX);
     let access_token = state
         .signer()
         .sign(principal, ttl)
         .map_err(|e| Problem::internal(&e))?;
-    let mut raw = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut raw);
-    let refresh_token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
-    let mut redis = state.redis();
-    let stored: Result<(), redis::RedisError> = redis::cmd("SET")
-        .arg(refresh_key(state, &refresh_token))
-        .arg(&principal.subject)
-        .arg("EX")
-        .arg(state.refresh_ttl().as_secs().max(1))
-        .query_async(&mut redis)
-        .await;
-    if let Err(e) = stored {
-        tracing::warn!(error = %e, "cannot store a refresh token");
-        return Err(Problem::unavailable(
-            "the session store is unavailable; retry later",
-        ));
-    }
     Ok(TokenResponse {
         access_token,
         refresh_token,
         token_type: "Bearer".into(),
         expires_in: ttl,
     })
+}
+
+/// Signs an access token for `principal` and stores the first refresh token of a new family.
+async fn issue(state: &AppState, principal: &Principal) -> Result<TokenResponse, Problem> {
+    let mut family = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut family);
+    let family = hex::encode(family);
+    let refresh_token = random_token();
+    let hash = token_hash(&refresh_token);
+    let ttl = state.refresh_ttl().as_secs().max(1);
+    let mut redis = state.redis();
+    let () = redis::pipe()
+        .atomic()
+        .set_ex(
+            refresh_key(state, &hash),
+            format!("{family}|{}", principal.subject),
+            ttl,
+        )
+        .ignore()
+        .set_ex(family_key(state, &family), &hash, ttl)
+        .ignore()
+        .query_async(&mut redis)
+        .await
+        .map_err(|e| session_store_down(&e))?;
+    token_pair(state, principal, refresh_token)
+}
+
+/// One refresh, atomically. KEYS: the presented token, its used marker, the new token. ARGV: the
+/// TTL, the family key prefix, the refresh key prefix, the new token's hash.
+/// * live token of a live family → `{"rotated", "<family>|<subject>"}`: it is now used, and the
+///   new token (same family and subject) is the family's live one;
+/// * a token used before → `{"reused", family}`: the family's live token is deleted, so neither
+///   the thief nor the owner can refresh again (OAuth 2.0 Security BCP, refresh token rotation);
+/// * anything else → `{"unknown", ""}`.
+const REFRESH_SCRIPT: &str = r"
+local v = redis.call('GETDEL', KEYS[1])
+if v then
+  local family = string.match(v, '^([^|]*)|')
+  redis.call('SET', KEYS[2], family, 'EX', ARGV[1])
+  if redis.call('GET', ARGV[2] .. family) then
+    redis.call('SET', KEYS[3], v, 'EX', ARGV[1])
+    redis.call('SET', ARGV[2] .. family, ARGV[4], 'EX', ARGV[1])
+    return {'rotated', v}
+  end
+  return {'unknown', ''}
+end
+local family = redis.call('GET', KEYS[2])
+if family then
+  local live = redis.call('GETDEL', ARGV[2] .. family)
+  if live then
+    redis.call('DEL', ARGV[3] .. live)
+  end
+  return {'reused', family}
+end
+return {'unknown', ''}
+";
+
+/// Deletes a family and its live token (the account behind it is gone or refused).
+async fn revoke_family(state: &AppState, family: &str, live_hash: &str) {
+    let mut redis = state.redis();
+    let deleted: Result<(), redis::RedisError> = redis::pipe()
+        .del(family_key(state, family))
+        .ignore()
+        .del(refresh_key(state, live_hash))
+        .ignore()
+        .query_async(&mut redis)
+        .await;
+    if let Err(e) = deleted {
+        tracing::warn!(error = %e, "cannot delete a refresh token family");
+    }
 }
 
 fn require_non_empty(field: &str, value: &str, problem: Option<Problem>) -> Option<Problem> {
@@ -137,25 +233,38 @@ pub async fn refresh(
     if let Some(p) = require_non_empty("refresh_token", &body.refresh_token, None) {
         return Err(p);
     }
+    let presented = token_hash(&body.refresh_token);
+    let next_token = random_token();
+    let next = token_hash(&next_token);
     let mut redis = state.redis();
-    let subject: Option<String> = redis::cmd("GETDEL")
-        .arg(refresh_key(&state, &body.refresh_token))
-        .query_async(&mut redis)
+    let (outcome, value): (String, String) = redis::Script::new(REFRESH_SCRIPT)
+        .key(refresh_key(&state, &presented))
+        .key(used_key(&state, &presented))
+        .key(refresh_key(&state, &next))
+        .arg(state.refresh_ttl().as_secs().max(1))
+        .arg(family_key(&state, ""))
+        .arg(refresh_key(&state, ""))
+        .arg(&next)
+        .invoke_async(&mut redis)
         .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "cannot read a refresh token");
-            Problem::unavailable("the session store is unavailable; retry later")
-        })?;
-    let refused = || {
-        Problem::unauthenticated(
-            "invalid_refresh_token",
-            "the refresh token is unknown, expired or already used",
-        )
+        .map_err(|e| session_store_down(&e))?;
+    let (family, subject) = match outcome.as_str() {
+        "rotated" => value.split_once('|').ok_or_else(refused)?,
+        "reused" => {
+            tracing::warn!(
+                family = %value,
+                "a used refresh token was presented again; its family is revoked"
+            );
+            metrics::counter!("gateway_refresh_reuse_total").increment(1);
+            return Err(refused());
+        }
+        _ => return Err(refused()),
     };
-    let subject = subject.ok_or_else(refused)?;
     let mut members = state.members_as_gateway()?;
     let principal = match members
-        .get_principal(pb::GetPrincipalRequest { subject })
+        .get_principal(pb::GetPrincipalRequest {
+            subject: subject.to_owned(),
+        })
         .await
     {
         Ok(p) => principal_from_proto(p.into_inner()),
@@ -168,11 +277,12 @@ pub async fn refresh(
                     | Code::FailedPrecondition
             ) =>
         {
+            revoke_family(&state, family, &next).await;
             return Err(refused());
         }
         Err(status) => return Err(status.into()),
     };
-    issue(&state, &principal).await.map(Json)
+    token_pair(&state, &principal, next_token).map(Json)
 }
 
 /// The caller: account, member (if any) and roles.

@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)]
-use crate::helpers::{ADMIN_PASSWORD, assert_keys, assert_problem, spawn_app};
+use crate::helpers::{ADMIN_PASSWORD, TestApp, assert_keys, assert_problem, spawn_app};
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn login_answers_the_token_shape_and_me_lists_admin_over_the_root() {
@@ -41,25 +41,33 @@ async fn login_answers_the_token_shape_and_me_lists_admin_over_the_root() {
     assert_eq!(root["kind"], "committee");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn refresh_rotates_once_and_refuses_reuse() {
-    let app = spawn_app().await;
-    let (_, first) = app
+async fn login_admin(app: &TestApp) -> Value {
+    let (status, tokens) = app
         .post(
             "/api/v1/auth/login",
             None,
             &json!({"username": "admin", "password": ADMIN_PASSWORD}),
         )
         .await;
-    let refresh = first["refresh_token"].as_str().unwrap();
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    tokens
+}
 
-    let (status, second) = app
-        .post(
-            "/api/v1/auth/refresh",
-            None,
-            &json!({"refresh_token": refresh}),
-        )
-        .await;
+async fn refresh(app: &TestApp, tokens: &Value) -> (StatusCode, Value) {
+    app.post(
+        "/api/v1/auth/refresh",
+        None,
+        &json!({"refresh_token": tokens["refresh_token"]}),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refresh_rotates_once_and_reuse_revokes_the_chain() {
+    let app = spawn_app().await;
+    let first = login_admin(&app).await;
+
+    let (status, second) = refresh(&app, &first).await;
     assert_eq!(status, StatusCode::OK, "{second}");
     assert_keys(
         &second,
@@ -70,16 +78,10 @@ async fn refresh_rotates_once_and_refuses_reuse() {
     let (status, me) = app.get("/api/v1/me", second["access_token"].as_str()).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(me["roles"][0]["role"], "admin");
+    let (status, third) = refresh(&app, &second).await;
+    assert_eq!(status, StatusCode::OK, "{third}");
 
-    // The old refresh token was used up; an unknown one never existed.
-    let (status, body) = app
-        .post(
-            "/api/v1/auth/refresh",
-            None,
-            &json!({"refresh_token": refresh}),
-        )
-        .await;
-    assert_problem(status, &body, 401, "invalid_refresh_token", None);
+    // An unknown token never existed.
     let (status, body) = app
         .post(
             "/api/v1/auth/refresh",
@@ -88,14 +90,20 @@ async fn refresh_rotates_once_and_refuses_reuse() {
         )
         .await;
     assert_problem(status, &body, 401, "invalid_refresh_token", None);
-    // The new one still works, once.
-    let (status, _) = app
-        .post(
-            "/api/v1/auth/refresh",
-            None,
-            &json!({"refresh_token": second["refresh_token"]}),
-        )
-        .await;
+
+    // Another login is a chain of its own.
+    let other = login_admin(&app).await;
+
+    // A used token presented again (here the first): refused, and the chain's live token
+    // (the third) is revoked with it; the other login's chain is untouched.
+    let (status, body) = refresh(&app, &first).await;
+    assert_problem(status, &body, 401, "invalid_refresh_token", None);
+    let (status, body) = refresh(&app, &third).await;
+    assert_problem(status, &body, 401, "invalid_refresh_token", None);
+    let (status, body) = refresh(&app, &other).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Access tokens already signed stay valid until they expire.
+    let (status, _) = app.get("/api/v1/me", third["access_token"].as_str()).await;
     assert_eq!(status, StatusCode::OK);
 }
 
