@@ -1,4 +1,5 @@
-//! `jifen-grading`: serve (default), `migrate`, or the year-end `batch`.
+//! `jifen-grading`: serve (default), `migrate`, the year-end `batch`, `reconcile`, or
+//! `republish-finals`.
 
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal as _;
@@ -45,6 +46,15 @@ enum Command {
         #[arg(long)]
         org: Option<uuid::Uuid>,
     },
+    /// Stage every final grade of a year again as `grading.member_grade.finalized.v1`, for a
+    /// consumer created after the finalization; the running service's relay publishes them.
+    RepublishFinals {
+        #[arg(long)]
+        year: i32,
+        /// The organization whose subtree is republished (default: every root organization).
+        #[arg(long)]
+        org: Option<uuid::Uuid>,
+    },
 }
 
 #[tokio::main]
@@ -71,6 +81,7 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Some(Command::RepublishFinals { year, org }) => republish_finals(year, org).await,
         Some(Command::Serve) | None => {
             let settings = jifen_grading::Settings::from_env()?;
             let guard = jifen_platform::telemetry::init(
@@ -174,4 +185,36 @@ async fn reconcile(year: i32, org: Option<uuid::Uuid>) -> anyhow::Result<bool> {
     }
     guard.shutdown().await;
     Ok(clean)
+}
+
+/// `republish-finals`: stages the events in the outbox; a running grading service publishes them.
+async fn republish_finals(year: i32, org: Option<uuid::Uuid>) -> anyhow::Result<()> {
+    let core = jifen_platform::settings::CoreSettings::from_env();
+    let guard = jifen_platform::telemetry::init(jifen_grading::SERVICE_NAME, None)?;
+    let db = jifen_grading::migrate(&core.database_url, &jifen_grading::database_name()).await?;
+    let orgs = match org {
+        Some(id) => vec![id],
+        None => jifen_grading::store::projection::roots(&db).await?,
+    };
+    if orgs.is_empty() {
+        println!("the grading service knows no organization yet: nothing to republish");
+    }
+    let grading = jifen_grading::usecases::Grading::new(db, jifen_platform::clock::Clock::system());
+    let actor = format!("cli:{}", whoami());
+    for org in orgs {
+        let staged = grading
+            .republish_finals(&actor, org, year)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("republishing the final grades of {year} under {org}: {e}")
+            })?;
+        println!("staged {staged} final grades of {year} under {org}");
+    }
+    guard.shutdown().await;
+    Ok(())
+}
+
+/// The operator's user name for the audit line (`$USER`, else `unknown`).
+fn whoami() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned())
 }

@@ -7,6 +7,7 @@ use crate::helpers::{MONTH, TestApp, assert_keys, assert_problem, spawn_app};
 use crate::support::{Branch, Person, branch, grant, person};
 use jifen_platform::auth::RoleName;
 use reqwest::{Method, StatusCode};
+use sea_orm::ConnectionTrait as _;
 use serde_json::{Value, json};
 
 /// The grading year: the one running at `helpers::START`.
@@ -482,20 +483,23 @@ async fn grading_from_proposal_to_final_with_every_role_checked() {
 
     // A final year takes no more points (RULES.md §3), once the declarations service has the
     // final grades from `grading.member_grade.finalized.v1`.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let (status, body) = app.post(&review_draft, Some(sec), &approve).await;
-        if body["code"] == "grading_final" {
-            assert_problem(status, &body, 409, "grading_final", None);
-            break;
+    let year_is_final = || async {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let (status, body) = app.post(&review_draft, Some(sec), &approve).await;
+            if body["code"] == "grading_final" {
+                assert_problem(status, &body, 409, "grading_final", None);
+                break;
+            }
+            assert_problem(status, &body, 409, "not_submitted", None);
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the declarations service never learned that {YEAR} is final"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        assert_problem(status, &body, 409, "not_submitted", None);
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the declarations service never learned that {YEAR} is final"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    };
+    year_is_final().await;
     let records = format!("/api/v1/orgs/{}/branch-records", b.branch_id);
     let (status, more) = app
         .post(
@@ -535,6 +539,22 @@ async fn grading_from_proposal_to_final_with_every_role_checked() {
         )
         .await;
     assert_problem(status, &body, 409, "grading_final", None);
+    // A declarations database that missed the finalization (one created after it) catches up
+    // when an operator republishes the final grades (`jifen-grading republish-finals`).
+    app.declarations_db
+        .execute_unprepared("DELETE FROM final_grades")
+        .await
+        .unwrap();
+    let (status, body) = app.post(&review_draft, Some(sec), &approve).await;
+    assert_problem(status, &body, 409, "not_submitted", None);
+    let staged = jifen_grading::usecases::Grading::new(app.grading_db.clone(), app.clock.clone())
+        .republish_finals("test-operator", b.committee_id.parse().unwrap(), YEAR)
+        .await
+        .unwrap();
+    // The secretary and the three members of the branch; the other branch is not final.
+    assert_eq!(staged, 4);
+    year_is_final().await;
+
     // Saving and submitting follow the month's window only (docs/decisions/0005-final-years.md),
     // but the submitted declaration is never approved: batch approval skips it.
     let (status, submitted) = app

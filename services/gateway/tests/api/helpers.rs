@@ -49,6 +49,8 @@ pub struct TestApp {
     pub evaluations_db: sea_orm::DatabaseConnection,
     /// The grading service's database (its projections).
     pub grading_db: sea_orm::DatabaseConnection,
+    /// The declarations service's database.
+    pub declarations_db: sea_orm::DatabaseConnection,
     bus: jifen_eventbus::BusConfig,
     cancel: CancellationToken,
     _keys: tempfile::TempDir,
@@ -212,6 +214,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         .await
         .unwrap();
     let declarations_url = format!("http://{}", declarations.grpc_addr());
+    let declarations_conn = declarations.db().clone();
 
     let cancel = CancellationToken::new();
     tokio::spawn({
@@ -278,6 +281,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         clock,
         evaluations_db,
         grading_db,
+        declarations_db: declarations_conn,
         bus: bus_for_cleanup,
         cancel,
         _keys: keys,

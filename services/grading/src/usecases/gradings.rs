@@ -759,6 +759,73 @@ impl Grading {
     }
 }
 
+impl Grading {
+    /// Stages `grading.member_grade.finalized.v1` again for every final grade of `year` in the
+    /// subtree of `org_id`, with the finalization's own instant and actor, one transaction per
+    /// branch; answers how many events were staged. For a consumer created after the
+    /// finalization (the declarations service's `final_grades`): the event is final-state and
+    /// always version 1, so a consumer that has it already changes nothing.
+    pub async fn republish_finals(
+        &self,
+        actor: &str,
+        org_id: Uuid,
+        year: i32,
+    ) -> Result<usize, AppError> {
+        let org = projection::find_org(&self.db, org_id)
+            .await?
+            .ok_or(AppError::NotFound {
+                field: "org_id",
+                what: "organization",
+            })?;
+        let mut staged = 0;
+        for grading in gradings::under(&self.db, &org.path, year).await? {
+            if grading.status != "final" {
+                continue;
+            }
+            let (Some(at), Some(by)) = (grading.finalized_at, grading.finalized_by.as_deref())
+            else {
+                return Err(AppError::Corrupt(format!(
+                    "the final grading of branch {} has no finalization instant or actor",
+                    grading.branch_id
+                )));
+            };
+            let txn = self.db.begin().await?;
+            let mut events = 0;
+            for row in gradings::grades_under(&txn, &grading.branch_path, year)
+                .await?
+                .iter()
+                .filter(|r| r.branch_id == grading.branch_id)
+            {
+                let message = finalized_event(&grading, row, at, by);
+                jifen_eventbus::stage(
+                    &txn,
+                    events::SOURCE,
+                    events::member_grade_finalized(&message),
+                )
+                .await?;
+                events += 1;
+            }
+            gradings::audit(
+                &txn,
+                AuditLine {
+                    at: self.clock.now(),
+                    actor,
+                    action: "republish_finals",
+                    subject: format!("grading:{}:{year}", grading.branch_id),
+                    from_state: Some("final"),
+                    to_state: Some("final"),
+                    reason: None,
+                    detail: serde_json::json!({ "events": events }),
+                },
+            )
+            .await?;
+            txn.commit().await?;
+            staged += events;
+        }
+        Ok(staged)
+    }
+}
+
 fn finalized_event(
     grading: &GradingRow,
     row: &GradeRow,
