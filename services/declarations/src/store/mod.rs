@@ -712,8 +712,9 @@ pub async fn final_members(
     Ok(rows.into_iter().map(|r| r.member_id).collect())
 }
 
-/// Whether a member of the subtree at `org_path` (graded there) has a final grade of `year`.
-pub async fn subtree_has_final(
+/// Whether a grade of `year` is final for a branch in the subtree at `org_path` or above it (a
+/// group's members are graded in the branch over the group).
+pub async fn final_near(
     conn: &impl ConnectionTrait,
     org_path: &str,
     year: i32,
@@ -723,7 +724,8 @@ pub async fn subtree_has_final(
         found: bool,
     }
     let row = Row::find_by_statement(stmt(
-        "SELECT EXISTS (SELECT 1 FROM final_grades WHERE year = $1 AND starts_with(org_path, $2))
+        "SELECT EXISTS (SELECT 1 FROM final_grades
+                        WHERE year = $1 AND (starts_with(org_path, $2) OR starts_with($2, org_path)))
          AS found",
         [year.into(), org_path.into()],
     ))

@@ -422,11 +422,11 @@ impl Declarations {
             return Err(AppError::Invalid(problems));
         }
         self.require_standard(&self.db, month.year()).await?;
-        if store::subtree_has_final(&self.db, &org.path, month.year()).await? {
+        if store::final_near(&self.db, &org.path, month.year()).await? {
             return Err(AppError::conflict(
                 super::GRADING_FINAL,
                 format!(
-                    "grades of {} are final in this organization; its months are no longer reopened",
+                    "grades of {} are final in or above this organization; its months are no longer reopened",
                     month.year()
                 ),
             ));

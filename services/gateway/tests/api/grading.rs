@@ -539,6 +539,18 @@ async fn grading_from_proposal_to_final_with_every_role_checked() {
         )
         .await;
     assert_problem(status, &body, 409, "grading_final", None);
+    // Nor for a group (党小组) of the branch: its members are graded in the branch.
+    let group = app.org(&b.branch_id, "第一党小组", "group").await;
+    let group_id = group["id"].as_str().unwrap();
+    app.wait_org(group_id).await;
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/orgs/{group_id}/periods/{MONTH}:reopen"),
+            Some(sec),
+            &json!({"until": reopen_until, "reason": "补报"}),
+        )
+        .await;
+    assert_problem(status, &body, 409, "grading_final", None);
     // A declarations database that missed the finalization (one created after it) catches up
     // when an operator republishes the final grades (`jifen-grading republish-finals`).
     app.declarations_db
