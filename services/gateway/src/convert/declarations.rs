@@ -490,7 +490,7 @@ pub struct BatchApprove {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Skipped {
     pub id: String,
-    /// `not_found`, `not_submitted`, `wrong_month` or `own_declaration`.
+    /// `not_found`, `not_submitted`, `wrong_month`, `own_declaration` or `grading_final`.
     pub reason: String,
 }
 
