@@ -336,47 +336,5 @@ const CLUSTER_CONSUMERS: [&str; 4] = [
 
 /// Deletes the run's exchanges and queues so benchmarks leave nothing behind on the broker.
 pub async fn cleanup_bus(config: &jifen_eventbus::BusConfig) {
-    let Ok(conn) =
-        lapin::Connection::connect(&config.amqp_url, lapin::ConnectionProperties::default()).await
-    else {
-        return;
-    };
-    if let Ok(ch) = conn.create_channel().await {
-        for name in CLUSTER_CONSUMERS {
-            for queue in [config.queue_name(name), config.dead_letter_queue_name(name)] {
-                let _ = ch
-                    .queue_delete(
-                        queue.as_str().into(),
-                        lapin::options::QueueDeleteOptions::default(),
-                    )
-                    .await;
-            }
-        }
-        let unrouted = format!("{}.unrouted", config.exchange);
-        let _ = ch
-            .queue_delete(
-                unrouted.as_str().into(),
-                lapin::options::QueueDeleteOptions::default(),
-            )
-            .await;
-        let _ = ch
-            .exchange_delete(
-                unrouted.as_str().into(),
-                lapin::options::ExchangeDeleteOptions::default(),
-            )
-            .await;
-        let _ = ch
-            .exchange_delete(
-                config.exchange.as_str().into(),
-                lapin::options::ExchangeDeleteOptions::default(),
-            )
-            .await;
-        let _ = ch
-            .exchange_delete(
-                config.dead_letter_exchange.as_str().into(),
-                lapin::options::ExchangeDeleteOptions::default(),
-            )
-            .await;
-    }
-    let _ = conn.close(0, "bench done".into()).await;
+    jifen_eventbus::delete_topology(config, &CLUSTER_CONSUMERS).await;
 }

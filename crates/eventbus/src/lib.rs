@@ -86,7 +86,7 @@ pub use consumer::{Consumer, ConsumerSpec, EventHandler, HandleError, IncomingEv
 pub use error::BusError;
 pub use outbox::{OutgoingEvent, StagedEvent, stage};
 pub use relay::Relay;
-pub use topology::declare_topology;
+pub use topology::{declare_topology, delete_topology, delete_topology_blocking};
 
 /// The PostgreSQL notification channel [`stage`] signals (through `outbox_stage`, which names it
 /// too) and the [`Relay`] listens on.

@@ -144,3 +144,64 @@ pub(crate) async fn declare_consumer_queues(
     }
     Ok(())
 }
+
+/// Deletes what [`declare_topology`] and the consumers named in `consumers` declared under
+/// `config`'s prefix: each consumer's queue and dead-letter queue, the unrouted queue and the
+/// three exchanges, with the messages in them. For tests and benchmark runs, whose unique prefix
+/// would otherwise leave quorum queues behind on a shared broker (they are heavy; many slow it
+/// down). Errors are ignored: what cannot be deleted now is removed by the next
+/// `scripts/dev-services.sh clean-test-dbs`. Gives up after 10 s (a broker that is down).
+pub async fn delete_topology(config: &BusConfig, consumers: &[&str]) {
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        delete_all(config, consumers),
+    )
+    .await;
+}
+
+async fn delete_all(config: &BusConfig, consumers: &[&str]) {
+    use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+    let Ok(conn) = crate::amqp::connect(&config.amqp_url, "jifen-cleanup").await else {
+        return;
+    };
+    if let Ok(channel) = conn.create_channel().await {
+        let mut queues: Vec<String> = consumers
+            .iter()
+            .flat_map(|c| [config.queue_name(c), config.dead_letter_queue_name(c)])
+            .collect();
+        queues.push(config.unrouted_name());
+        for queue in queues {
+            let _ = channel
+                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .await;
+        }
+        for exchange in [
+            config.exchange.clone(),
+            config.dead_letter_exchange.clone(),
+            config.unrouted_name(),
+        ] {
+            let _ = channel
+                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+                .await;
+        }
+    }
+    let _ = conn.close(200, "topology deleted".into()).await;
+}
+
+/// [`delete_topology`] from synchronous code (a test's `Drop`): runs it on a thread of its own,
+/// with its own runtime, and waits for it.
+pub fn delete_topology_blocking(config: &BusConfig, consumers: &[&str]) {
+    let config = config.clone();
+    let consumers: Vec<String> = consumers.iter().map(|c| (*c).to_owned()).collect();
+    let work = move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        let names: Vec<&str> = consumers.iter().map(String::as_str).collect();
+        runtime.block_on(delete_topology(&config, &names));
+    };
+    let _ = std::thread::spawn(work).join();
+}

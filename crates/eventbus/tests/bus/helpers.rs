@@ -15,7 +15,7 @@ use jifen_eventbus::{
 use jifen_testkit::TestDatabase;
 use lapin::options::{
     BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions,
-    ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions,
+    QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
@@ -249,39 +249,6 @@ impl TestBus {
         }
     }
 
-    async fn delete_broker_entities(&self) -> anyhow::Result<()> {
-        let broker = RawBroker::connect(&jifen_testkit::amqp_url()).await?;
-        let consumers: Vec<_> = self.consumers.lock().unwrap().clone();
-        for name in consumers {
-            for queue in [
-                self.config.queue_name(&name),
-                self.config.dead_letter_queue_name(&name),
-            ] {
-                let _ = broker
-                    .channel
-                    .queue_delete(queue.into(), QueueDeleteOptions::default())
-                    .await;
-            }
-        }
-        let unrouted = self.config.unrouted_name();
-        let _ = broker
-            .channel
-            .queue_delete(unrouted.clone().into(), QueueDeleteOptions::default())
-            .await;
-        for exchange in [
-            self.config.exchange.clone(),
-            self.config.dead_letter_exchange.clone(),
-            unrouted,
-        ] {
-            let _ = broker
-                .channel
-                .exchange_delete(exchange.into(), ExchangeDeleteOptions::default())
-                .await;
-        }
-        let _ = broker.connection.close(200, "done".into()).await;
-        Ok(())
-    }
-
     /// Cancels everything started and deletes this test's exchanges and queues.
     pub async fn cleanup(self) -> anyhow::Result<()> {
         self.cancel.cancel();
@@ -293,9 +260,9 @@ impl TestBus {
         }
         // Best effort: leftovers are harmless (unique names), and the broker may be down
         // because a disruptive test is running.
-        if let Err(error) = self.delete_broker_entities().await {
-            eprintln!("could not delete this test's exchanges and queues: {error:#}");
-        }
+        let consumers: Vec<String> = self.consumers.lock().unwrap().clone();
+        let names: Vec<&str> = consumers.iter().map(String::as_str).collect();
+        jifen_eventbus::delete_topology(&self.config, &names).await;
         // The database itself is left to `scripts/dev-services.sh clean-test-dbs` (run by
         // `make test`): dropping it here costs a checkpoint, seconds on a busy machine.
         self.db.close().await?;

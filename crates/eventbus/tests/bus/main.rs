@@ -791,3 +791,82 @@ async fn disruptive_rabbitmq_stop_app_loses_no_event() -> anyhow::Result<()> {
     assert_eq!(bus.scalar(UNPUBLISHED).await?, 0);
     bus.cleanup().await
 }
+
+/// Whether `config`'s broker has a queue (`queue: true`) or an exchange named `name`; a failed
+/// passive declare closes the channel, so each probe has a connection of its own.
+async fn exists(config: &BusConfig, name: &str, queue: bool) -> anyhow::Result<bool> {
+    let broker = RawBroker::connect(&config.amqp_url).await?;
+    let found = if queue {
+        broker
+            .channel
+            .queue_declare(
+                name.into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                lapin::types::FieldTable::default(),
+            )
+            .await
+            .is_ok()
+    } else {
+        broker
+            .channel
+            .exchange_declare(
+                name.into(),
+                lapin::ExchangeKind::Topic,
+                lapin::options::ExchangeDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                lapin::types::FieldTable::default(),
+            )
+            .await
+            .is_ok()
+    };
+    let _ = broker.connection.close(200, "probe".into()).await;
+    Ok(found)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_topology_removes_the_prefixs_queues_and_exchanges() -> anyhow::Result<()> {
+    let bus = TestBus::new("delete_topology").await?;
+    let other = TestBus::new("delete_topology_other").await?;
+    for b in [&bus, &other] {
+        jifen_eventbus::Consumer::new(
+            b.db.clone(),
+            b.config.clone(),
+            jifen_eventbus::ConsumerSpec {
+                name: "test.doomed".into(),
+                bindings: vec!["doomed.#".into()],
+            },
+            Recorder::new("test.doomed"),
+        )
+        .declare()
+        .await?;
+    }
+    let names = |c: &BusConfig| {
+        [
+            (c.queue_name("test.doomed"), true),
+            (c.dead_letter_queue_name("test.doomed"), true),
+            (c.unrouted_name(), true),
+            (c.exchange.clone(), false),
+            (c.dead_letter_exchange.clone(), false),
+            (c.unrouted_name(), false),
+        ]
+    };
+    for (name, queue) in names(&bus.config) {
+        assert!(exists(&bus.config, &name, queue).await?, "{name} declared");
+    }
+
+    jifen_eventbus::delete_topology(&bus.config, &["test.doomed"]).await;
+    for (name, queue) in names(&bus.config) {
+        assert!(!exists(&bus.config, &name, queue).await?, "{name} deleted");
+    }
+    // Another prefix's topology is left alone.
+    for (name, queue) in names(&other.config) {
+        assert!(exists(&other.config, &name, queue).await?, "{name} kept");
+    }
+    other.cleanup().await?;
+    bus.cleanup().await
+}

@@ -65,6 +65,14 @@ pub enum Declarations {
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.cancel.cancel();
+        // Quorum queues are heavy; a test's leftovers would slow the shared broker down.
+        jifen_eventbus::delete_topology_blocking(
+            &self.bus,
+            &[
+                jifen_declarations::events::MEMBERS_REPLICA,
+                jifen_declarations::events::FINAL_GRADES,
+            ],
+        );
     }
 }
 

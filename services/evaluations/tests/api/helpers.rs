@@ -44,60 +44,12 @@ pub struct TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.cancel.cancel();
-        delete_bus(
+        // Quorum queues are heavy; a test's leftovers would slow the shared broker down.
+        jifen_eventbus::delete_topology_blocking(
             &self.bus,
             &["evaluations.members-replica", "evaluations.standards"],
         );
     }
-}
-
-/// Deletes the test's queues and exchanges (quorum queues are heavy; leftovers of many runs slow
-/// the shared broker down). Runs on its own thread so that `Drop` can call it.
-pub fn delete_bus(bus: &jifen_eventbus::BusConfig, consumers: &[&str]) {
-    use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
-    let bus = bus.clone();
-    let consumers: Vec<String> = consumers.iter().map(|c| (*c).to_owned()).collect();
-    let work = move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        else {
-            return;
-        };
-        rt.block_on(async move {
-            let connect =
-                lapin::Connection::connect(&bus.amqp_url, lapin::ConnectionProperties::default());
-            let Ok(Ok(conn)) =
-                tokio::time::timeout(std::time::Duration::from_secs(5), connect).await
-            else {
-                return;
-            };
-            let Ok(ch) = conn.create_channel().await else {
-                return;
-            };
-            let mut queues: Vec<String> = consumers
-                .iter()
-                .flat_map(|c| [bus.queue_name(c), bus.dead_letter_queue_name(c)])
-                .collect();
-            queues.push(bus.unrouted_name());
-            for q in queues {
-                let _ = ch
-                    .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
-                    .await;
-            }
-            for e in [
-                bus.exchange.clone(),
-                bus.dead_letter_exchange.clone(),
-                bus.unrouted_name(),
-            ] {
-                let _ = ch
-                    .exchange_delete(e.as_str().into(), ExchangeDeleteOptions::default())
-                    .await;
-            }
-            let _ = conn.close(200, "test done".into()).await;
-        });
-    };
-    let _ = std::thread::spawn(work).join();
 }
 
 /// A branch under a fresh committee, with members.
