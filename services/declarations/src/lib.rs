@@ -251,8 +251,9 @@ impl Application {
         &self.app
     }
 
-    /// Serves gRPC and ops, relays the outbox, consumes `members.*` and final grades, and runs the reminder check,
-    /// until `cancel` fires; if one of them fails, the others are stopped too.
+    /// Serves gRPC and ops, relays the outbox, consumes `members.*` and final grades, and runs
+    /// the reminder check, until `cancel` fires; if one of them fails, the others are stopped
+    /// too.
     pub async fn run_until_stopped(self, cancel: CancellationToken) -> anyhow::Result<()> {
         let _ = jifen_platform::ops::prometheus();
         let server = jifen_platform::grpc::GrpcServer::new()?

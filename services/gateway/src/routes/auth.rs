@@ -123,13 +123,21 @@ async fn issue(state: &AppState, principal: &Principal) -> Result<TokenResponse,
 /// TTL, the family key prefix, the refresh key prefix, the new token's hash.
 /// * live token of a live family → `{"rotated", "<family>|<subject>"}`: it is now used, and the
 ///   new token (same family and subject) is the family's live one;
+/// * a live token stored before families existed (its value is the subject alone) →
+///   `{"legacy", subject}`: used up; the caller starts a new family for it;
 /// * a token used before → `{"reused", family}`: the family's live token is deleted, so neither
 ///   the thief nor the owner can refresh again (OAuth 2.0 Security BCP, refresh token rotation);
 /// * anything else → `{"unknown", ""}`.
+///
+/// The script builds the family's keys itself, so it needs a single Redis (or a primary with
+/// replicas), not a Redis Cluster: `JIFEN_REDIS_URL` names one server.
 const REFRESH_SCRIPT: &str = r"
 local v = redis.call('GETDEL', KEYS[1])
 if v then
   local family = string.match(v, '^([^|]*)|')
+  if not family then
+    return {'legacy', v}
+  end
   redis.call('SET', KEYS[2], family, 'EX', ARGV[1])
   if redis.call('GET', ARGV[2] .. family) then
     redis.call('SET', KEYS[3], v, 'EX', ARGV[1])
@@ -250,6 +258,7 @@ pub async fn refresh(
         .map_err(|e| session_store_down(&e))?;
     let (family, subject) = match outcome.as_str() {
         "rotated" => value.split_once('|').ok_or_else(refused)?,
+        "legacy" => ("", value.as_str()),
         "reused" => {
             tracing::warn!(
                 family = %value,
@@ -277,11 +286,17 @@ pub async fn refresh(
                     | Code::FailedPrecondition
             ) =>
         {
-            revoke_family(&state, family, &next).await;
+            if !family.is_empty() {
+                revoke_family(&state, family, &next).await;
+            }
             return Err(refused());
         }
         Err(status) => return Err(status.into()),
     };
+    if family.is_empty() {
+        // A token from before families: its successor starts one.
+        return issue(&state, &principal).await.map(Json);
+    }
     token_pair(&state, &principal, next_token).map(Json)
 }
 

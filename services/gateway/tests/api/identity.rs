@@ -188,3 +188,42 @@ async fn login_is_limited_per_ip_and_username() {
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refresh_token_stored_before_families_still_refreshes_once() {
+    use sha2::Digest as _;
+    let app = spawn_app().await;
+    let tokens = login_admin(&app).await;
+    let (_, me) = app.get("/api/v1/me", tokens["access_token"].as_str()).await;
+    // What the gateway stored before refresh-token families: the subject alone.
+    let legacy = "a-refresh-token-issued-by-the-previous-version";
+    let key = format!(
+        "{}refresh:{}",
+        app.redis_prefix,
+        hex::encode(sha2::Sha256::digest(legacy.as_bytes()))
+    );
+    let client = redis::Client::open(jifen_testkit::redis_url()).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    let () = redis::cmd("SET")
+        .arg(&key)
+        .arg(me["subject"].as_str().unwrap())
+        .arg("EX")
+        .arg(600)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+
+    let old = json!({"refresh_token": legacy});
+    let (status, renewed) = refresh(&app, &old).await;
+    assert_eq!(status, StatusCode::OK, "{renewed}");
+    let (status, me_again) = app
+        .get("/api/v1/me", renewed["access_token"].as_str())
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me_again["subject"], me["subject"]);
+    // Used up, and its successor is a token of a new family.
+    let (status, body) = refresh(&app, &old).await;
+    assert_problem(status, &body, 401, "invalid_refresh_token", None);
+    let (status, body) = refresh(&app, &renewed).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}

@@ -757,9 +757,7 @@ impl Grading {
         txn.commit().await?;
         self.view(&org, year).await
     }
-}
 
-impl Grading {
     /// Stages `grading.member_grade.finalized.v1` again for every final grade of `year` in the
     /// subtree of `org_id`, with the finalization's own instant and actor, one transaction per
     /// branch; answers how many events were staged. For a consumer created after the
