@@ -161,6 +161,31 @@ pub fn final_grades_spec() -> ConsumerSpec {
     }
 }
 
+/// The service's consumers, each with the name of its task: the members replica and the final
+/// grades.
+fn consumers(db: &DatabaseConnection, bus: &BusConfig) -> [(&'static str, Consumer); 2] {
+    [
+        (
+            "members replica",
+            Consumer::new(
+                db.clone(),
+                bus.clone(),
+                replica_spec(),
+                Arc::new(events::MembersReplica),
+            ),
+        ),
+        (
+            "final grades",
+            Consumer::new(
+                db.clone(),
+                bus.clone(),
+                final_grades_spec(),
+                Arc::new(events::FinalGrades),
+            ),
+        ),
+    ]
+}
+
 /// The declarations service, built and bound, ready to run.
 pub struct Application {
     db: DatabaseConnection,
@@ -197,24 +222,12 @@ impl Application {
         );
         // Bind the consumers' queues now, so no event published from here on is missed, even
         // before the consumers connect.
-        Consumer::new(
-            db.clone(),
-            settings.bus.clone(),
-            replica_spec(),
-            Arc::new(events::MembersReplica),
-        )
-        .declare()
-        .await
-        .context("declaring the members replica queue")?;
-        Consumer::new(
-            db.clone(),
-            settings.bus.clone(),
-            final_grades_spec(),
-            Arc::new(events::FinalGrades),
-        )
-        .declare()
-        .await
-        .context("declaring the final grades queue")?;
+        for (name, consumer) in consumers(&db, &settings.bus) {
+            consumer
+                .declare()
+                .await
+                .with_context(|| format!("declaring the {name} queue"))?;
+        }
         let grpc_listener = tokio::net::TcpListener::bind(settings.grpc_listen)
             .await
             .with_context(|| format!("binding gRPC on {}", settings.grpc_listen))?;
@@ -277,36 +290,13 @@ impl Application {
             let relay = Relay::new(self.db.clone(), self.bus.clone(), events::SOURCE);
             async move { ("relay", relay.run(stop).await.context("outbox relay")) }
         });
-        tasks.spawn({
+        for (name, consumer) in consumers(&self.db, &self.bus) {
             let stop = stop.clone();
-            let consumer = Consumer::new(
-                self.db.clone(),
-                self.bus.clone(),
-                replica_spec(),
-                Arc::new(events::MembersReplica),
-            );
-            async move {
-                (
-                    "members replica",
-                    consumer.run(stop).await.context("members replica consumer"),
-                )
-            }
-        });
-        tasks.spawn({
-            let stop = stop.clone();
-            let consumer = Consumer::new(
-                self.db.clone(),
-                self.bus.clone(),
-                final_grades_spec(),
-                Arc::new(events::FinalGrades),
-            );
-            async move {
-                (
-                    "final grades",
-                    consumer.run(stop).await.context("final grades consumer"),
-                )
-            }
-        });
+            tasks.spawn(async move {
+                let outcome = consumer.run(stop).await;
+                (name, outcome.with_context(|| format!("{name} consumer")))
+            });
+        }
         tasks.spawn({
             let stop = stop.clone();
             let app = self.app.clone();
