@@ -755,10 +755,7 @@ impl Declarations {
                 skipped.push((id, "own_declaration"));
             } else if r.status != Status::Submitted.as_str() {
                 skipped.push((id, "not_submitted"));
-            } else if !store::final_members(&txn, &[r.member_id], r.year)
-                .await?
-                .is_empty()
-            {
+            } else if super::year_is_final(&txn, r.member_id, r.year).await? {
                 skipped.push((id, super::GRADING_FINAL));
             } else {
                 self.apply_review(&txn, actor, r, Decision::Approve, &[], "")

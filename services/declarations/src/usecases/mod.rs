@@ -136,18 +136,26 @@ impl Declarations {
         year: i32,
         what: &str,
     ) -> Result<(), AppError> {
-        if crate::store::final_members(conn, &[member_id], year)
-            .await?
-            .is_empty()
-        {
-            Ok(())
-        } else {
+        if year_is_final(conn, member_id, year).await? {
             Err(AppError::conflict(
                 GRADING_FINAL,
                 format!("the member's grade of {year} is final; {what}"),
             ))
+        } else {
+            Ok(())
         }
     }
+}
+
+/// Whether `member_id`'s grade of `year` is final.
+async fn year_is_final(
+    conn: &impl sea_orm::ConnectionTrait,
+    member_id: uuid::Uuid,
+    year: i32,
+) -> Result<bool, DbErr> {
+    Ok(!crate::store::final_members(conn, &[member_id], year)
+        .await?
+        .is_empty())
 }
 
 /// The 409 code of a change to a year whose grade is final.

@@ -726,19 +726,7 @@ impl Grading {
         }
         for held in &pending {
             gradings::finalize(&txn, held.branch_id, year, now, &caller.subject).await?;
-            for row in gradings::grades_under(&txn, &held.branch_path, year)
-                .await?
-                .iter()
-                .filter(|r| r.branch_id == held.branch_id)
-            {
-                let message = finalized_event(held, row, now, &caller.subject);
-                jifen_eventbus::stage(
-                    &txn,
-                    events::SOURCE,
-                    events::member_grade_finalized(&message),
-                )
-                .await?;
-            }
+            stage_finals(&txn, held, now, &caller.subject).await?;
             gradings::audit(
                 &txn,
                 AuditLine {
@@ -788,21 +776,7 @@ impl Grading {
                 )));
             };
             let txn = self.db.begin().await?;
-            let mut events = 0;
-            for row in gradings::grades_under(&txn, &grading.branch_path, year)
-                .await?
-                .iter()
-                .filter(|r| r.branch_id == grading.branch_id)
-            {
-                let message = finalized_event(&grading, row, at, by);
-                jifen_eventbus::stage(
-                    &txn,
-                    events::SOURCE,
-                    events::member_grade_finalized(&message),
-                )
-                .await?;
-                events += 1;
-            }
+            let events = stage_finals(&txn, &grading, at, by).await?;
             gradings::audit(
                 &txn,
                 AuditLine {
@@ -822,6 +796,32 @@ impl Grading {
         }
         Ok(staged)
     }
+}
+
+/// Stages `grading.member_grade.finalized.v1` for every member of `grading` (finalized at `at`
+/// by `by`) in `txn`; answers how many.
+async fn stage_finals(
+    txn: &sea_orm::DatabaseTransaction,
+    grading: &GradingRow,
+    at: DateTime<Utc>,
+    by: &str,
+) -> Result<usize, AppError> {
+    let mut staged = 0;
+    for row in gradings::grades_under(txn, &grading.branch_path, grading.year)
+        .await?
+        .iter()
+        .filter(|r| r.branch_id == grading.branch_id)
+    {
+        let message = finalized_event(grading, row, at, by);
+        jifen_eventbus::stage(
+            txn,
+            events::SOURCE,
+            events::member_grade_finalized(&message),
+        )
+        .await?;
+        staged += 1;
+    }
+    Ok(staged)
 }
 
 fn finalized_event(
