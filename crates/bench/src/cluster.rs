@@ -15,9 +15,14 @@ pub struct Cluster {
     pub root_id: String,
     /// Signs tokens for the bench's own principals (members declaring).
     pub signer: TokenSigner,
+    /// Verifies the tokens `signer` makes (for the bench's own services).
+    pub verifier: TokenVerifier,
     /// The evaluations service's database (to wait for its replica).
     pub evaluations_db: sea_orm::DatabaseConnection,
     pub bus: jifen_eventbus::BusConfig,
+    members_url: String,
+    evaluations_url: String,
+    prefix: String,
     cancel: CancellationToken,
     _evidence: tempfile::TempDir,
 }
@@ -80,18 +85,20 @@ impl Cluster {
         let declarations_addr = declarations.grpc_addr();
         tokio::spawn(declarations.run_until_stopped(cancel.clone()));
 
-        let mut gw = jifen_gateway::Settings::with_keys(signer.clone(), verifier);
-        gw.listen = "127.0.0.1:0".into();
-        gw.members_url = format!("http://{members_addr}");
-        gw.declarations_url = format!("http://{declarations_addr}");
-        gw.evaluations_url = format!("http://{evaluations_addr}");
-        gw.redis_url = jifen_testkit::redis_url();
-        gw.redis_prefix = format!("{prefix}:");
-        gw.rate_limit_per_minute = 0;
-        gw.login_attempts_per_minute = 0;
-        let gateway = jifen_gateway::Application::build(gw).await?;
-        let base = format!("http://{}", gateway.addr());
-        tokio::spawn(gateway.run_until_stopped(cancel.clone()));
+        let members_url = format!("http://{members_addr}");
+        let evaluations_url = format!("http://{evaluations_addr}");
+        let base = start_gateway(
+            gateway_settings(
+                &signer,
+                &verifier,
+                &members_url,
+                &format!("http://{declarations_addr}"),
+                &evaluations_url,
+                &prefix,
+            ),
+            cancel.clone(),
+        )
+        .await?;
 
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
@@ -126,11 +133,36 @@ impl Cluster {
             admin_token,
             root_id,
             signer,
+            verifier,
             evaluations_db,
             bus,
+            members_url,
+            evaluations_url,
+            prefix,
             cancel,
             _evidence: evidence,
         })
+    }
+
+    /// A second gateway, configured as the cluster's, whose declarations calls go to
+    /// `declarations_url`; its base URL. It stops with `cancel`.
+    pub async fn extra_gateway(
+        &self,
+        declarations_url: &str,
+        cancel: CancellationToken,
+    ) -> anyhow::Result<String> {
+        start_gateway(
+            gateway_settings(
+                &self.signer,
+                &self.verifier,
+                &self.members_url,
+                declarations_url,
+                &self.evaluations_url,
+                &self.prefix,
+            ),
+            cancel,
+        )
+        .await
     }
 
     /// A request to `path` with a JSON body and a bearer token; the answer's JSON.
@@ -141,9 +173,21 @@ impl Cluster {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> anyhow::Result<serde_json::Value> {
+        self.send_at(&self.base, method, token, path, body).await
+    }
+
+    /// [`Self::send`] to the gateway at `base`.
+    pub async fn send_at(
+        &self,
+        base: &str,
+        method: reqwest::Method,
+        token: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> anyhow::Result<serde_json::Value> {
         let mut request = self
             .http
-            .request(method, format!("{}{path}", self.base))
+            .request(method, format!("{base}{path}"))
             .bearer_auth(token);
         if let Some(body) = body {
             request = request.json(&body);
@@ -190,6 +234,38 @@ impl Cluster {
             .json()
             .await?)
     }
+}
+
+/// The gateway settings of the bench: port 0, the run's Redis prefix, no rate limits.
+fn gateway_settings(
+    signer: &TokenSigner,
+    verifier: &TokenVerifier,
+    members_url: &str,
+    declarations_url: &str,
+    evaluations_url: &str,
+    prefix: &str,
+) -> jifen_gateway::Settings {
+    let mut gw = jifen_gateway::Settings::with_keys(signer.clone(), verifier.clone());
+    gw.listen = "127.0.0.1:0".into();
+    gw.members_url = members_url.to_owned();
+    gw.declarations_url = declarations_url.to_owned();
+    gw.evaluations_url = evaluations_url.to_owned();
+    gw.redis_url = jifen_testkit::redis_url();
+    gw.redis_prefix = format!("{prefix}:");
+    gw.rate_limit_per_minute = 0;
+    gw.login_attempts_per_minute = 0;
+    gw
+}
+
+/// Builds and spawns a gateway until `cancel`; its base URL.
+async fn start_gateway(
+    settings: jifen_gateway::Settings,
+    cancel: CancellationToken,
+) -> anyhow::Result<String> {
+    let gateway = jifen_gateway::Application::build(settings).await?;
+    let base = format!("http://{}", gateway.addr());
+    tokio::spawn(gateway.run_until_stopped(cancel));
+    Ok(base)
 }
 
 impl Drop for Cluster {

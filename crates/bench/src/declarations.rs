@@ -146,11 +146,52 @@ struct Declarant {
     token: String,
 }
 
-/// `PUT /members/{id}/declarations/{month}` + `POST /declarations/{id}:submit` through the gateway.
+/// The two reports of the declaration scenario.
+pub struct DeclarationRuns {
+    /// The same two requests answered by a one-statement service behind the gateway
+    /// ([`crate::floor`]).
+    pub floor: Report,
+    /// The real path.
+    pub ours: Report,
+}
+
+/// One operation: `who` saves a declaration of `month` and submits it, through the gateway at
+/// `base`.
+async fn put_and_submit(
+    cluster: &Cluster,
+    base: &str,
+    who: &Declarant,
+    month: &str,
+) -> anyhow::Result<()> {
+    let saved = cluster
+        .send_at(
+            base,
+            Method::PUT,
+            &who.token,
+            &format!("/api/v1/members/{}/declarations/{month}", who.id),
+            Some(serde_json::json!({"lines": [{"item_code": "F01", "quantity": 1}, {"item_code": "F04", "quantity": 1, "note": "示范岗"}]})),
+        )
+        .await?;
+    let id = saved["id"].as_str().context("declaration id")?;
+    cluster
+        .send_at(
+            base,
+            Method::POST,
+            &who.token,
+            &format!("/api/v1/declarations/{id}:submit"),
+            None,
+        )
+        .await?;
+    Ok(())
+}
+
+/// `PUT /members/{id}/declarations/{month}` + `POST /declarations/{id}:submit` through the
+/// gateway, first against the architecture's floor ([`crate::floor`]), then against the real
+/// declarations service.
 pub async fn declarations_through_gateway(
     clients: usize,
     requests: usize,
-) -> anyhow::Result<Report> {
+) -> anyhow::Result<DeclarationRuns> {
     let cluster = Arc::new(Cluster::start().await?);
     let admin = cluster.admin_token.clone();
     let now = chrono::Utc::now();
@@ -275,8 +316,34 @@ pub async fn declarations_through_gateway(
         .await?
     };
     gateway_alone.print();
+    let floor_gateway = crate::floor::FloorGateway::start(&cluster).await?;
+    let floor = {
+        let (cluster, people, months) = (cluster.clone(), people.clone(), months.clone());
+        let base = Arc::new(floor_gateway.base.clone());
+        drive(
+            format!("floor: gateway + 1 statement (c={clients})"),
+            "declarations",
+            clients,
+            requests,
+            warmup,
+            move |i| {
+                let (cluster, people, months, base) = (
+                    cluster.clone(),
+                    people.clone(),
+                    months.clone(),
+                    base.clone(),
+                );
+                async move {
+                    let who = &people[i / months.len()];
+                    put_and_submit(&cluster, &base, who, &months[i % months.len()]).await
+                }
+            },
+        )
+        .await?
+    };
+    drop(floor_gateway);
     let bus = cluster.bus.clone();
-    let report = drive(
+    let ours = drive(
         format!("declaration PUT+submit via gateway (c={clients})"),
         "declarations",
         clients,
@@ -286,24 +353,11 @@ pub async fn declarations_through_gateway(
             let (cluster, people, months) = (cluster.clone(), people.clone(), months.clone());
             async move {
                 let who = &people[i / months.len()];
-                let month = &months[i % months.len()];
-                let saved = cluster
-                    .send(
-                        Method::PUT,
-                        &who.token,
-                        &format!("/api/v1/members/{}/declarations/{month}", who.id),
-                        Some(serde_json::json!({"lines": [{"item_code": "F01", "quantity": 1}, {"item_code": "F04", "quantity": 1, "note": "示范岗"}]})),
-                    )
-                    .await?;
-                let id = saved["id"].as_str().context("declaration id")?;
-                cluster
-                    .send(Method::POST, &who.token, &format!("/api/v1/declarations/{id}:submit"), None)
-                    .await?;
-                Ok(())
+                put_and_submit(&cluster, &cluster.base, who, &months[i % months.len()]).await
             }
         },
     )
     .await;
     crate::scenarios::cleanup_bus(&bus).await;
-    report
+    Ok(DeclarationRuns { floor, ours: ours? })
 }

@@ -6,7 +6,9 @@
 //! * `declarations`: declarations PUT and submitted per second through the gateway at 32
 //!   concurrent clients with p50/p99, beside the ceiling of a bare axum + PostgreSQL single-row
 //!   insert endpoint at the same concurrency (target: at least 40% of it, p99 under 50 ms), and
-//!   an authenticated `GET /api/v1/me` that the gateway answers alone (its own cost per request).
+//!   an authenticated `GET /api/v1/me` that the gateway answers alone (its own cost per request),
+//!   and the floor: the same operation through the gateway to a service that runs one statement
+//!   per call (the most any implementation behind the gateway can reach).
 //! * `evaluations`: ballots cast per second through the gateway (HTTP → gRPC → one PostgreSQL
 //!   transaction spending the code and storing the ballot) at 32 concurrent clients, each ballot
 //!   with its own code, with p50/p99 latency.
@@ -21,6 +23,7 @@
 
 mod cluster;
 mod declarations;
+mod floor;
 mod grading;
 mod report;
 mod scenarios;
@@ -72,8 +75,15 @@ async fn main() -> anyhow::Result<()> {
     if matches!(cli.scenario, Scenario::All | Scenario::Declarations) {
         let ceiling = declarations::ceiling(cli.clients, cli.requests).await?;
         ceiling.print();
-        let ours = declarations::declarations_through_gateway(cli.clients, cli.requests).await?;
+        let declarations::DeclarationRuns { floor, ours } =
+            declarations::declarations_through_gateway(cli.clients, cli.requests).await?;
+        floor.print();
         ours.print();
+        println!(
+            "{:<34} {:>9.0}% of the ceiling's throughput: the most any implementation behind the gateway can reach",
+            "floor vs ceiling",
+            100.0 * floor.throughput() / ceiling.throughput(),
+        );
         let p99_ms = ours
             .latency
             .as_ref()
