@@ -46,6 +46,7 @@ impl Cluster {
             bus: jifen_eventbus::BusConfig::new(jifen_testkit::amqp_url()).with_prefix(&prefix),
             verifier: verifier.clone(),
             pii_key: secrecy::SecretSlice::from(key.to_vec()),
+            pii_previous_keys: Vec::new(),
             root_org_name: "基准测试工委".into(),
             bootstrap_admin_password: secrecy::SecretString::from("bench-admin-password"),
             otlp_endpoint: None,

@@ -58,8 +58,7 @@ pub struct DemoSummary {
 
 /// Seeds the demo city into the database of `settings`.
 pub async fn seed(settings: &crate::Settings) -> anyhow::Result<DemoSummary> {
-    let pii = crate::crypto::Pii::from_master_key(settings.pii_key.expose_secret())
-        .context("JIFEN_PII_KEY")?;
+    let pii = settings.pii()?;
     let root_name = OrgName::parse(&settings.root_org_name)
         .map_err(|e| anyhow::anyhow!("JIFEN_ROOT_ORG_NAME {e}"))?;
     let db = crate::migrate(&settings.database_url, &settings.database_name).await?;

@@ -56,6 +56,10 @@ pub struct Settings {
     pub verifier: TokenVerifier,
     /// 32-byte master key of personal data encryption (`JIFEN_PII_KEY`, base64; required).
     pub pii_key: SecretSlice<u8>,
+    /// Earlier master keys (`JIFEN_PII_PREVIOUS_KEYS`, comma-separated): they still decrypt and
+    /// still count for the uniqueness of ID cards, until `rekey-pii` has rewritten every value
+    /// under `pii_key`.
+    pub pii_previous_keys: Vec<SecretSlice<u8>>,
     /// Name of the root organization created at first start (`JIFEN_ROOT_ORG_NAME`).
     pub root_org_name: String,
     /// Password of the bootstrap `admin` account (`JIFEN_BOOTSTRAP_ADMIN_PASSWORD`).
@@ -83,23 +87,33 @@ pub const DEFAULT_ROOT_ORG_NAME: &str = "市直机关工委";
 /// Development default of the bootstrap admin password (printed by `make run`).
 pub const DEFAULT_BOOTSTRAP_ADMIN_PASSWORD: &str = "jifen-admin";
 
-/// Decodes `JIFEN_PII_KEY`: base64 (standard or URL-safe) of exactly 32 bytes.
+/// Decodes a PII master key (`JIFEN_PII_KEY`, each of `JIFEN_PII_PREVIOUS_KEYS`): base64
+/// (standard or URL-safe) of exactly 32 bytes.
 pub fn decode_pii_key(text: &str) -> anyhow::Result<SecretSlice<u8>> {
     let text = text.trim();
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text)
         .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(text))
         .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text))
-        .context("JIFEN_PII_KEY is not base64")?;
+        .context("not base64")?;
     anyhow::ensure!(
         bytes.len() == 32,
-        "JIFEN_PII_KEY must decode to 32 bytes, got {}",
+        "must decode to 32 bytes, got {}",
         bytes.len()
     );
     Ok(SecretSlice::from(bytes))
 }
 
 impl Settings {
+    /// The personal-data keys: the current one and the previous ones.
+    pub fn pii(&self) -> anyhow::Result<crypto::Pii> {
+        crypto::Pii::with_previous(
+            self.pii_key.expose_secret(),
+            self.pii_previous_keys.iter().map(|k| k.expose_secret()),
+        )
+        .context("JIFEN_PII_KEY / JIFEN_PII_PREVIOUS_KEYS")
+    }
+
     /// Reads the environment (DESIGN.md §7). Fails without `JIFEN_PII_KEY` or without JWT keys.
     pub fn from_env() -> anyhow::Result<Self> {
         let core = CoreSettings::from_env();
@@ -121,7 +135,17 @@ impl Settings {
             )?,
             bus: BusConfig::new(core.amqp_url).with_prefix(&core.bus_prefix),
             verifier,
-            pii_key: decode_pii_key(&pii)?,
+            pii_key: decode_pii_key(&pii).context("JIFEN_PII_KEY")?,
+            pii_previous_keys: var_opt("JIFEN_PII_PREVIOUS_KEYS")
+                .map(|list| {
+                    list.split(',')
+                        .filter(|k| !k.trim().is_empty())
+                        .map(decode_pii_key)
+                        .collect::<anyhow::Result<Vec<_>>>()
+                })
+                .transpose()
+                .context("JIFEN_PII_PREVIOUS_KEYS")?
+                .unwrap_or_default(),
             root_org_name: var_or("JIFEN_ROOT_ORG_NAME", DEFAULT_ROOT_ORG_NAME),
             bootstrap_admin_password: SecretString::from(var_or(
                 "JIFEN_BOOTSTRAP_ADMIN_PASSWORD",
@@ -148,6 +172,7 @@ impl Settings {
             bus,
             verifier,
             pii_key: SecretSlice::from(pii_key.to_vec()),
+            pii_previous_keys: Vec::new(),
             root_org_name: DEFAULT_ROOT_ORG_NAME.to_owned(),
             bootstrap_admin_password: SecretString::from(DEFAULT_BOOTSTRAP_ADMIN_PASSWORD),
             otlp_endpoint: None,
@@ -171,6 +196,17 @@ pub async fn migrate(
     .with_context(|| format!("creating, connecting to or migrating database {database_name}"))
 }
 
+/// Rewrites every phone and ID card stored under a previous key under the current one
+/// (`jifen-members rekey-pii`), `batch` members per transaction.
+pub async fn rekey_pii(settings: &Settings, batch: u64) -> anyhow::Result<usecases::RekeySummary> {
+    let pii = settings.pii()?;
+    let db = migrate(&settings.database_url, &settings.database_name).await?;
+    let app = usecases::Members::new(db, pii).await?;
+    let summary = app.rekey_pii(batch).await?;
+    app.db().clone().close().await?;
+    Ok(summary)
+}
+
 /// The members service, built and bound, ready to run.
 pub struct Application {
     db: DatabaseConnection,
@@ -186,8 +222,7 @@ impl Application {
     /// Ensures the database and its schema, bootstraps the root organization and the admin
     /// account (idempotent), and binds both listeners.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let pii = crypto::Pii::from_master_key(settings.pii_key.expose_secret())
-            .context("JIFEN_PII_KEY")?;
+        let pii = settings.pii()?;
         let root_name = domain::OrgName::parse(&settings.root_org_name)
             .map_err(|e| anyhow::anyhow!("JIFEN_ROOT_ORG_NAME {e}"))?;
         anyhow::ensure!(

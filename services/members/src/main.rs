@@ -25,6 +25,13 @@ enum Command {
     Migrate,
     /// Seed the demo city of `make run` (idempotent), and exit.
     SeedDemo,
+    /// Rewrite every phone and ID card stored under a previous key (`JIFEN_PII_PREVIOUS_KEYS`)
+    /// under the current one (`JIFEN_PII_KEY`), and exit; fails when some remain.
+    RekeyPii {
+        /// Members per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch: u64,
+    },
 }
 
 #[tokio::main]
@@ -56,6 +63,21 @@ async fn main() -> anyhow::Result<()> {
             jifen_members::demo::DEMO_PASSWORD
         );
         guard.shutdown().await;
+        return Ok(());
+    }
+    if let Some(Command::RekeyPii { batch }) = cli.command {
+        let guard = jifen_platform::telemetry::init(jifen_members::SERVICE_NAME, None)?;
+        let summary = jifen_members::rekey_pii(&settings, batch).await?;
+        guard.shutdown().await;
+        println!(
+            "personal data of {} members rewritten under the current key; {} remain",
+            summary.rewritten, summary.remaining
+        );
+        anyhow::ensure!(
+            summary.remaining == 0,
+            "{} members still hold personal data under another key (locked by a concurrent change, or written by an instance still running with an old key): run rekey-pii again once every instance runs with the new key",
+            summary.remaining
+        );
         return Ok(());
     }
     let guard = jifen_platform::telemetry::init(

@@ -93,13 +93,15 @@ pub async fn org_of(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option<Uuid
     Ok(find(conn, id).await?.map(|m| m.org_id))
 }
 
-/// Whether another member (not `except`) has the ID card with keyed hash `hash`.
+/// Whether another member (not `except`) has the ID card with one of the keyed hashes `hashes`
+/// (one per key, during a key rotation).
 pub async fn id_card_taken(
     conn: &impl ConnectionTrait,
-    hash: &[u8],
+    hashes: &[Vec<u8>],
     except: Option<Uuid>,
 ) -> Result<bool, DbErr> {
-    let mut q = member::Entity::find().filter(member::Column::IdCardHash.eq(hash.to_vec()));
+    let mut q =
+        member::Entity::find().filter(member::Column::IdCardHash.is_in(hashes.iter().cloned()));
     if let Some(id) = except {
         q = q.filter(member::Column::Id.ne(id));
     }
@@ -138,4 +140,96 @@ pub async fn usernames(
         .into_iter()
         .filter_map(|a| a.member_id.map(|m| (m, a.username)))
         .collect())
+}
+
+/// The personal data of a member as stored, for rewriting under a new key.
+#[derive(Debug, sea_orm::FromQueryResult)]
+pub struct StoredPii {
+    pub id: Uuid,
+    pub phone_cipher: Option<Vec<u8>>,
+    pub id_card_cipher: Option<Vec<u8>>,
+}
+
+/// Up to `limit` members after `after` (by id) with a phone or an ID card not stored under the
+/// key whose values start with `current_prefix`, locked for update (others are skipped, and
+/// found again by the next pass).
+pub async fn stale_pii(
+    conn: &impl ConnectionTrait,
+    current_prefix: &[u8],
+    after: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<StoredPii>, DbErr> {
+    use sea_orm::FromQueryResult as _;
+    let prefix_len = i32::try_from(current_prefix.len()).unwrap_or(i32::MAX);
+    StoredPii::find_by_statement(sea_orm::Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        "SELECT id, phone_cipher, id_card_cipher FROM members \
+         WHERE ($3::uuid IS NULL OR id > $3) \
+           AND ((phone_cipher IS NOT NULL AND substring(phone_cipher FROM 1 FOR $2) <> $1) \
+             OR (id_card_cipher IS NOT NULL AND substring(id_card_cipher FROM 1 FOR $2) <> $1)) \
+         ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED",
+        [
+            current_prefix.to_vec().into(),
+            prefix_len.into(),
+            after.into(),
+            i64::try_from(limit).unwrap_or(i64::MAX).into(),
+        ],
+    ))
+    .all(conn)
+    .await
+}
+
+/// How many members have a phone or an ID card not stored under the key whose values start
+/// with `current_prefix`.
+pub async fn count_stale_pii(
+    conn: &impl ConnectionTrait,
+    current_prefix: &[u8],
+) -> Result<u64, DbErr> {
+    let prefix_len = i32::try_from(current_prefix.len()).unwrap_or(i32::MAX);
+    let row = conn
+        .query_one_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT count(*) AS n FROM members \
+             WHERE (phone_cipher IS NOT NULL AND substring(phone_cipher FROM 1 FOR $2) <> $1) \
+                OR (id_card_cipher IS NOT NULL AND substring(id_card_cipher FROM 1 FOR $2) <> $1)",
+            [current_prefix.to_vec().into(), prefix_len.into()],
+        ))
+        .await?;
+    let n: i64 = match row {
+        Some(row) => row.try_get("", "n")?,
+        None => 0,
+    };
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// One personal value as stored: its ciphertext and its keyed hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedPii {
+    pub cipher: Vec<u8>,
+    pub hash: Vec<u8>,
+}
+
+/// Stores a member's personal data rewritten under the current key (ciphertexts and hashes);
+/// nothing else of the row changes.
+pub async fn rewrite_pii(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+    phone: Option<SealedPii>,
+    id_card: Option<SealedPii>,
+) -> Result<(), DbErr> {
+    let (phone_cipher, phone_hash) = phone.map(|s| (s.cipher, s.hash)).unzip();
+    let (id_card_cipher, id_card_hash) = id_card.map(|s| (s.cipher, s.hash)).unzip();
+    conn.execute_raw(sea_orm::Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        "UPDATE members SET phone_cipher = $2, phone_hash = $3, id_card_cipher = $4, id_card_hash = $5 WHERE id = $1",
+        [
+            id.into(),
+            phone_cipher.into(),
+            phone_hash.into(),
+            id_card_cipher.into(),
+            id_card_hash.into(),
+        ],
+    ))
+    .await?;
+    Ok(())
 }

@@ -208,16 +208,18 @@ impl Members {
             .collect::<Result<_, _>>()?;
 
         // ID cards: duplicates within the file, then in the database.
-        let hashes: Vec<Option<Vec<u8>>> = rows
+        // Each card's hashes under every key (the current one first): a card registered before
+        // a key rotation, and not rewritten yet, is still taken.
+        let hashes: Vec<Option<Vec<Vec<u8>>>> = rows
             .iter()
-            .map(|r| r.id_card.as_ref().map(|c| self.id_card_hash(c)))
+            .map(|r| r.id_card.as_ref().map(|c| self.id_card_hashes(c)))
             .collect();
-        let all_hashes: Vec<Vec<u8>> = hashes.iter().flatten().cloned().collect();
+        let all_hashes: Vec<Vec<u8>> = hashes.iter().flatten().flatten().cloned().collect();
         let taken = store::members::taken_id_card_hashes(&self.db, &all_hashes).await?;
         let mut first_line: HashMap<&[u8], u64> = HashMap::new();
 
         let mut members = Vec::with_capacity(rows.len());
-        for (row, hash) in rows.iter().zip(&hashes) {
+        for (row, card_hashes) in rows.iter().zip(&hashes) {
             let org = match orgs.get(&row.org_id) {
                 None => None,
                 Some(org) => match authz::create_member(
@@ -245,7 +247,9 @@ impl Members {
                 continue;
             };
             let mut ok = true;
-            if let Some(hash) = hash {
+            if let Some(card_hashes) = card_hashes
+                && let Some(hash) = card_hashes.first()
+            {
                 if let Some(first) = first_line.get(hash.as_slice()) {
                     errors.add(
                         row.line,
@@ -255,7 +259,7 @@ impl Members {
                     ok = false;
                 } else {
                     first_line.insert(hash.as_slice(), row.line);
-                    if taken.contains(hash) {
+                    if card_hashes.iter().any(|h| taken.contains(h)) {
                         errors.add(
                             row.line,
                             "id_card",

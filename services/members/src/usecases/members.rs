@@ -160,7 +160,7 @@ impl Members {
         )
         .map_err(rule("org_id"))?;
         if let Some(card) = &member.id_card
-            && store::members::id_card_taken(&txn, &self.id_card_hash(card), None).await?
+            && store::members::id_card_taken(&txn, &self.id_card_hashes(card), None).await?
         {
             return Err(id_card_taken());
         }
@@ -278,7 +278,7 @@ impl Members {
             MEMBER,
         )?;
         if let Some(Some(card)) = &patch.id_card
-            && store::members::id_card_taken(&txn, &self.id_card_hash(card), Some(id)).await?
+            && store::members::id_card_taken(&txn, &self.id_card_hashes(card), Some(id)).await?
         {
             return Err(id_card_taken());
         }

@@ -10,11 +10,13 @@ mod accounts;
 mod import;
 mod members;
 mod orgs;
+mod rekey;
 
 pub use accounts::{PrincipalView, RoleView};
 pub use import::{ImportError, ImportOutcome};
 pub use members::{MemberView, NewAccount, NewMember};
 pub use orgs::{NewOrganization, OrgView};
+pub use rekey::RekeySummary;
 
 use crate::crypto::{CryptoError, Pii, PiiField};
 use crate::domain::authz::Decision;
@@ -219,6 +221,12 @@ impl Members {
 
     fn id_card_hash(&self, c: &IdCard) -> Vec<u8> {
         self.pii.lookup_hash(PiiField::IdCard, c.as_str())
+    }
+
+    /// The ID card's hashes under every key, the current one first: what the uniqueness check
+    /// searches for while a key rotation is under way.
+    fn id_card_hashes(&self, c: &IdCard) -> Vec<Vec<u8>> {
+        self.pii.lookup_hashes(PiiField::IdCard, c.as_str())
     }
 }
 

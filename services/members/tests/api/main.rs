@@ -8,3 +8,4 @@ mod fault;
 mod helpers;
 mod import;
 mod members;
+mod rotation;
