@@ -327,9 +327,10 @@ pub async fn ballots_through_gateway(clients: usize, requests: usize) -> anyhow:
 }
 
 /// The consumers an in-process [`Cluster`] declares.
-const CLUSTER_CONSUMERS: [&str; 4] = [
-    "evaluations.members-replica",
-    "evaluations.standards",
+const CLUSTER_CONSUMERS: [&str; 5] = [
+    jifen_evaluations::events::MEMBERS_REPLICA,
+    jifen_evaluations::events::STANDARDS,
+    jifen_evaluations::events::FINAL_GRADES,
     jifen_declarations::events::MEMBERS_REPLICA,
     jifen_declarations::events::FINAL_GRADES,
 ];

@@ -8,12 +8,15 @@
 //!   and `Status` construction with details.
 //! * [`auth`]: JWT signing/verification and the caller's [`auth::Principal`] with scope checks.
 //! * [`clock`]: "now", the system clock or a manual one that tests move.
+//! * [`final_grades`]: the decoded `grading.member_grade.finalized.v1`, for the services that
+//!   keep a table of final years.
 //! * [`ops`]: the `/healthz`, `/readyz` and `/metrics` HTTP endpoints every service exposes.
 //! * [`shutdown`]: one cancellation token fanned out from SIGINT/SIGTERM.
 
 pub mod auth;
 pub mod clock;
 pub mod db;
+pub mod final_grades;
 pub mod grpc;
 pub mod ops;
 pub mod settings;

@@ -24,6 +24,7 @@ use crate::store::{
 use crate::usecases::{DeclarationView, RecordView};
 use chrono::{DateTime, Utc};
 use jifen_eventbus::{EventHandler, HandleError, IncomingEvent, OutgoingEvent};
+use jifen_platform::final_grades::FinalGrade;
 use jifen_proto::events::v1 as ev;
 use prost::Message as _;
 use sea_orm::DatabaseTransaction;
@@ -46,7 +47,7 @@ pub const MEMBERS_REPLICA: &str = "declarations.members-replica";
 /// Name of the consumer of final grades (its queue is `<prefix>declarations.final-grades`).
 pub const FINAL_GRADES: &str = "declarations.final-grades";
 /// The one grading event this service consumes.
-pub const MEMBER_GRADE_FINALIZED: &str = "grading.member_grade.finalized.v1";
+pub use jifen_platform::final_grades::MEMBER_GRADE_FINALIZED;
 
 fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -276,18 +277,14 @@ impl EventHandler for FinalGrades {
         if event.routing_key != MEMBER_GRADE_FINALIZED {
             return Ok(());
         }
-        let m = ev::MemberGradeFinalized::decode(event.payload.as_slice())
-            .map_err(|e| HandleError::Permanent(format!("not a MemberGradeFinalized: {e}")))?;
-        let finalized_at = DateTime::parse_from_rfc3339(&m.finalized_at)
-            .map_err(|e| HandleError::Permanent(format!("finalized_at {:?}: {e}", m.finalized_at)))?
-            .with_timezone(&Utc);
+        let grade = FinalGrade::decode(&event.payload).map_err(HandleError::Permanent)?;
         store::insert_final_grade(
             tx,
-            uuid("member_id", &m.member_id)?,
-            m.year,
-            uuid("org_id", &m.org_id)?,
-            &m.org_path,
-            finalized_at,
+            grade.member_id,
+            grade.year,
+            grade.org_id,
+            &grade.org_path,
+            grade.finalized_at,
         )
         .await
         .map_err(|e| HandleError::Transient(e.into()))?;

@@ -13,6 +13,7 @@
 //! |---|---|---|
 //! | `evaluations.members-replica` | `members.#` | organizations and members into the replica (newer versions only) |
 //! | `evaluations.standards` | `declarations.standard.published.v1` | the newest standard of each year (newer versions only) |
+//! | `evaluations.final-grades` | `grading.member_grade.finalized.v1` | the members whose grade of a year is final (inserted once; a final grade never changes) |
 //!
 //! Invariants: every published event carries the round's whole state and version; no event
 //! carries a code, a code hash, a ticket or anything about a single ballot.
@@ -20,6 +21,7 @@
 use crate::domain::{MemberResult, Round, RoundStatus};
 use crate::store;
 use jifen_eventbus::{ConsumerSpec, EventHandler, HandleError, IncomingEvent, OutgoingEvent};
+use jifen_platform::final_grades::{FinalGrade, MEMBER_GRADE_FINALIZED};
 use jifen_proto::common::v1 as common;
 use jifen_proto::events::v1 as ev;
 use prost::Message as _;
@@ -35,10 +37,19 @@ pub const ROUND_CLOSED: &str = "evaluations.round.closed.v1";
 /// The routing key of a published standard.
 pub const STANDARD_PUBLISHED: &str = "declarations.standard.published.v1";
 
+/// Name of the consumer of `members.#` (its queue is `<prefix>evaluations.members-replica`).
+pub const MEMBERS_REPLICA: &str = "evaluations.members-replica";
+/// Name of the consumer of published standards.
+pub const STANDARDS: &str = "evaluations.standards";
+/// Name of the consumer of final grades.
+pub const FINAL_GRADES: &str = "evaluations.final-grades";
+/// Every consumer of this service (e.g. to remove a test's queues).
+pub const CONSUMERS: [&str; 3] = [MEMBERS_REPLICA, STANDARDS, FINAL_GRADES];
+
 /// The consumer of `members.#`.
 pub fn members_replica_spec() -> ConsumerSpec {
     ConsumerSpec {
-        name: "evaluations.members-replica".into(),
+        name: MEMBERS_REPLICA.into(),
         bindings: vec!["members.#".into()],
     }
 }
@@ -46,8 +57,16 @@ pub fn members_replica_spec() -> ConsumerSpec {
 /// The consumer of published standards.
 pub fn standards_spec() -> ConsumerSpec {
     ConsumerSpec {
-        name: "evaluations.standards".into(),
+        name: STANDARDS.into(),
         bindings: vec![STANDARD_PUBLISHED.into()],
+    }
+}
+
+/// The consumer of final grades: `grading.member_grade.finalized.v1` only.
+pub fn final_grades_spec() -> ConsumerSpec {
+    ConsumerSpec {
+        name: FINAL_GRADES.into(),
+        bindings: vec![MEMBER_GRADE_FINALIZED.into()],
     }
 }
 
@@ -237,6 +256,26 @@ impl EventHandler for ReplicaHandler {
             }
         }
         // Other events under the bindings (none today) are not this service's concern.
+        Ok(())
+    }
+}
+
+/// Keeps `final_grades` from `grading.member_grade.finalized.v1`: a branch with a final grade of
+/// a year opens no more rounds of that year (docs/decisions/0006-final-years-evaluations.md).
+pub struct FinalGrades;
+
+#[async_trait::async_trait]
+impl EventHandler for FinalGrades {
+    async fn handle(
+        &self,
+        tx: &DatabaseTransaction,
+        event: &IncomingEvent,
+    ) -> Result<(), HandleError> {
+        if event.routing_key != MEMBER_GRADE_FINALIZED {
+            return Ok(());
+        }
+        let grade = FinalGrade::decode(&event.payload).map_err(HandleError::Permanent)?;
+        store::final_grades::insert(tx, &grade).await?;
         Ok(())
     }
 }

@@ -98,6 +98,7 @@ fn rule_code(rule: &RuleError) -> (GrpcCode, &'static str) {
         RuleError::ClosesAtNotInFuture => (GrpcCode::InvalidArgument, "invalid_argument"),
         RuleError::EmptyRoster => (GrpcCode::OutOfRange, "empty_roster"),
         RuleError::RoundExists(_) => (GrpcCode::AlreadyExists, "round_exists"),
+        RuleError::GradingFinal(_) => (GrpcCode::FailedPrecondition, "grading_final"),
         RuleError::RoundClosed => (GrpcCode::FailedPrecondition, "round_closed"),
         RuleError::CodeUsed => (GrpcCode::FailedPrecondition, "code_used"),
         RuleError::MemberLoginRequired => (GrpcCode::PermissionDenied, "member_login_required"),

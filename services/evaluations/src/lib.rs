@@ -9,8 +9,8 @@
 //! * [`store`]: SQL, the only place that speaks it;
 //! * [`usecases`]: transactions — authorize, change, stage the event, commit;
 //! * [`grpc`]: `jifen.evaluations.v1.EvaluationsService` over the use-cases;
-//! * [`events`]: what the service publishes, and the replica it keeps from `members.*` and
-//!   published standards;
+//! * [`events`]: what the service publishes, the replica it keeps from `members.*` and
+//!   published standards, and the final grades (定档) it keeps from the grading service;
 //! * [`crypto`]: the keyed hash of invitation codes and the ballot ticket.
 //!
 //! [`Application::build`] prepares everything (database, migrations, queues, listeners);
@@ -167,6 +167,37 @@ pub async fn migrate(
     .with_context(|| format!("creating, connecting to or migrating database {database_name}"))
 }
 
+/// The service's consumers, each with its name (the queue's, also the name of its task): the
+/// members replica, the published standards (one handler keeps both replicas) and the final
+/// grades. Built here only, so the queues declared at build are the ones that run.
+fn consumers(db: &DatabaseConnection, bus: &BusConfig) -> [(&'static str, Consumer); 3] {
+    let replica: Arc<events::ReplicaHandler> = Arc::new(events::ReplicaHandler);
+    [
+        (
+            events::MEMBERS_REPLICA,
+            Consumer::new(
+                db.clone(),
+                bus.clone(),
+                events::members_replica_spec(),
+                replica.clone(),
+            ),
+        ),
+        (
+            events::STANDARDS,
+            Consumer::new(db.clone(), bus.clone(), events::standards_spec(), replica),
+        ),
+        (
+            events::FINAL_GRADES,
+            Consumer::new(
+                db.clone(),
+                bus.clone(),
+                events::final_grades_spec(),
+                Arc::new(events::FinalGrades),
+            ),
+        ),
+    ]
+}
+
 /// The evaluations service, built and bound, ready to run.
 pub struct Application {
     db: DatabaseConnection,
@@ -189,17 +220,11 @@ impl Application {
         jifen_standard::default_2026()
             .map_err(|p| anyhow::anyhow!("the shipped standard is invalid: {p:?}"))?;
         let db = migrate(&settings.database_url, &settings.database_name).await?;
-        for spec in [events::members_replica_spec(), events::standards_spec()] {
-            let consumer = Consumer::new(
-                db.clone(),
-                settings.bus.clone(),
-                spec.clone(),
-                Arc::new(events::ReplicaHandler),
-            );
+        for (name, consumer) in consumers(&db, &settings.bus) {
             if let Err(e) = consumer.declare().await {
                 // The consumer declares again on every connection; only events published
                 // before it first connects are missed.
-                tracing::warn!(consumer = %spec.name, error = %e, "cannot declare the queue yet");
+                tracing::warn!(consumer = name, error = %e, "cannot declare the queue yet");
             }
         }
         let grpc_listener = tokio::net::TcpListener::bind(settings.grpc_listen)
@@ -234,8 +259,8 @@ impl Application {
     }
 
     /// Serves gRPC (with health and reflection) and the ops endpoints, relays the outbox, runs
-    /// both consumers and the closing sweep, until `cancel` fires; if one of them fails, the
-    /// others are stopped too.
+    /// the consumers (members replica, standards, final grades) and the closing sweep, until
+    /// `cancel` fires; if one of them fails, the others are stopped too.
     pub async fn run_until_stopped(self, cancel: CancellationToken) -> anyhow::Result<()> {
         let _ = jifen_platform::ops::prometheus();
         let api = grpc::EvaluationsApi::new(self.app.clone(), self.verifier.clone());
@@ -258,15 +283,12 @@ impl Application {
             let relay = Relay::new(self.db.clone(), self.bus.clone(), events::SOURCE);
             async move { ("relay", relay.run(stop).await.context("outbox relay")) }
         });
-        for spec in [events::members_replica_spec(), events::standards_spec()] {
+        for (name, consumer) in consumers(&self.db, &self.bus) {
             let stop = stop.clone();
-            let consumer = Consumer::new(
-                self.db.clone(),
-                self.bus.clone(),
-                spec,
-                Arc::new(events::ReplicaHandler),
-            );
-            tasks.spawn(async move { ("consumer", consumer.run(stop).await.context("consumer")) });
+            tasks.spawn(async move {
+                let outcome = consumer.run(stop).await;
+                (name, outcome.with_context(|| format!("{name} consumer")))
+            });
         }
         tasks.spawn({
             let stop = stop.clone();

@@ -26,6 +26,10 @@ pub enum RuleError {
     EmptyRoster,
     #[error("the branch already has a round for {0}")]
     RoundExists(Quarter),
+    /// A grade of the year is final (定档) in the branch: a round of a quarter of that year
+    /// could never count (docs/decisions/0006-final-years-evaluations.md).
+    #[error("grades of {0} are final in this branch; a round of that year could no longer count")]
+    GradingFinal(i32),
     #[error("the round is closed")]
     RoundClosed,
     /// The code was used for a ballot already.

@@ -65,7 +65,8 @@ impl Evaluations {
         })
     }
 
-    /// Opens the round of `quarter` for a branch: admin or secretary over the branch.
+    /// Opens the round of `quarter` for a branch: admin or secretary over the branch; not once a
+    /// grade of the quarter's year is final in the branch (409 `grading_final`).
     #[tracing::instrument(skip_all, fields(org_id = %org_id, quarter = %quarter))]
     pub async fn open_round(
         &self,
@@ -104,6 +105,14 @@ impl Evaluations {
             RuleError::ClosesAtNotInFuture => AppError::invalid("closes_at", rule.to_string()),
             other => AppError::rule(other, Some("quarter")),
         })?;
+        // Before the roster and the quarter's uniqueness: the final year is the more basic
+        // reason (decision 0006). Matched on the branch the grades were given in.
+        if store::final_grades::final_in_branch(&txn, org.id, quarter.year()).await? {
+            return Err(AppError::rule(
+                RuleError::GradingFinal(quarter.year()),
+                Some("quarter"),
+            ));
+        }
         let members = store::replica::active_members_under(&txn, &org.path).await?;
         if members.is_empty() {
             return Err(AppError::rule(RuleError::EmptyRoster, Some("org_id")));

@@ -2,7 +2,7 @@
 //! unique bus prefix, each on a fresh database; tokens signed with a key pair made per test.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
-use jifen_eventbus::BusConfig;
+use jifen_eventbus::{BusConfig, OutgoingEvent, Relay, stage};
 use jifen_platform::auth::{Principal, RoleClaim, RoleName, TokenSigner, TokenVerifier};
 use jifen_platform::grpc::TraceInjector;
 use jifen_proto::common::v1 as common;
@@ -10,7 +10,10 @@ use jifen_proto::evaluations::v1 as pb;
 use jifen_proto::evaluations::v1::evaluations_service_client::EvaluationsServiceClient;
 use jifen_proto::members::v1 as mpb;
 use jifen_proto::members::v1::members_service_client::MembersServiceClient;
-use sea_orm::{ConnectionTrait as _, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{
+    ConnectionTrait as _, DatabaseConnection, DbBackend, Statement, TransactionTrait as _,
+};
+use sea_orm_migration::MigratorTrait as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -45,10 +48,7 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.cancel.cancel();
         // Quorum queues are heavy; a test's leftovers would slow the shared broker down.
-        jifen_eventbus::delete_topology_blocking(
-            &self.bus,
-            &["evaluations.members-replica", "evaluations.standards"],
-        );
+        jifen_eventbus::delete_topology_blocking(&self.bus, &jifen_evaluations::events::CONSUMERS);
     }
 }
 
@@ -382,6 +382,24 @@ pub fn cast(round: &pb::Round, ratings: Vec<pb::RatingEntry>) -> pb::CastBallotR
 pub fn details(status: &tonic::Status) -> (Option<String>, Vec<String>) {
     let (code, fields) = jifen_platform::grpc::status_details(status);
     (code, fields.into_iter().map(|(f, _)| f).collect())
+}
+
+/// Publishes `events` the way the service `source` would: staged in a scratch database's outbox
+/// and relayed once to the test's bus (how a test stands in for another service).
+pub async fn publish(app: &TestApp, source: &str, events: Vec<OutgoingEvent>) {
+    let scratch = jifen_testkit::fresh_database("evalpub").await.unwrap();
+    let conn = jifen_platform::db::connect(&scratch.url, 2).await.unwrap();
+    jifen_migrations::EvaluationsMigrator::up(&conn, None)
+        .await
+        .unwrap();
+    let tx = conn.begin().await.unwrap();
+    let n = events.len();
+    for event in events {
+        stage(&tx, source, event).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let relay = Relay::new(conn.clone(), app.bus.clone(), source);
+    assert_eq!(relay.drain_once().await.unwrap(), n);
 }
 
 /// Polls `check` every 50 ms until it holds, for at most 90 s (parallel tests share two cores).

@@ -1,6 +1,8 @@
 //! Opening, scope, closing and the events of a round.
 use crate::helpers::*;
+use jifen_eventbus::OutgoingEvent;
 use jifen_platform::auth::RoleName;
+use jifen_platform::final_grades::MEMBER_GRADE_FINALIZED;
 use jifen_proto::evaluations::v1 as pb;
 use jifen_proto::events::v1 as ev;
 use pb::Rating::{Excellent, Fair, Good, Poor};
@@ -298,6 +300,102 @@ async fn opening_rules_and_scope() {
         .into_inner();
     assert_eq!(listed.rounds.len(), 1);
     assert_eq!(listed.rounds[0].quarter, "2026-Q2");
+}
+
+/// Once a grade of a year is final (定档) in a branch, the branch opens no round of that year:
+/// refused before the quarter's uniqueness, but not for another year nor in another branch; a
+/// round opened before still takes codes and ballots and closes
+/// (docs/decisions/0006-final-years-evaluations.md).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_branch_whose_grades_are_final_opens_no_round_of_that_year() {
+    let app = spawn_app().await;
+    let a = app.branch(2).await;
+    let other = app.branch(1).await;
+    let opened_before = app.open(&a, "2025-Q4").await;
+
+    // The grading service finalizes the branch's 2025 grading: one event per member, and one of
+    // them twice (a republish): the table keeps one row per member and year.
+    let finalized = |m: &jifen_proto::members::v1::Member| OutgoingEvent {
+        routing_key: MEMBER_GRADE_FINALIZED.into(),
+        subject: m.id.clone(),
+        payload: ev::MemberGradeFinalized {
+            member_id: m.id.clone(),
+            org_id: a.org.id.clone(),
+            org_path: a.org.path.clone(),
+            year: 2025,
+            grade: "qualified".into(),
+            finalized_at: "2026-01-20T02:00:00.000Z".into(),
+            finalized_by: "test".into(),
+            version: 1,
+            ..Default::default()
+        }
+        .encode_to_vec(),
+    };
+    let events = vec![
+        finalized(&a.members[0]),
+        finalized(&a.members[1]),
+        finalized(&a.members[0]),
+    ];
+    publish(&app, "grading", events).await;
+    wait_until("the final grades", || async {
+        app.count(
+            "SELECT count(*) FROM inbox WHERE consumer = 'evaluations.final-grades'",
+            vec![],
+        )
+        .await
+            == 3
+    })
+    .await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM final_grades", vec![]).await,
+        2
+    );
+
+    // A quarter without a round, and the one with a round: the final year is the answer.
+    let mut secretary = app.as_role(RoleName::Secretary, &a.org).await;
+    for quarter in ["2025-Q1", "2025-Q4"] {
+        let err = secretary
+            .open_round(pb::OpenRoundRequest {
+                org_id: a.org.id.clone(),
+                quarter: quarter.into(),
+                closes_at: None,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (err.code(), details(&err)),
+            (
+                Code::FailedPrecondition,
+                (Some("grading_final".into()), vec!["quarter".into()])
+            ),
+            "{quarter}: {err:?}"
+        );
+    }
+    // The branch's next year, and the same year in a branch whose grades are not final.
+    app.open(&a, "2026-Q1").await;
+    app.open(&other, "2025-Q1").await;
+
+    // The round opened before the finalization lives on: codes, a ballot, closing.
+    let code = app
+        .issue(&a, &opened_before, 1, pb::EvaluatorKind::Masses)
+        .await
+        .remove(0);
+    let (mut evaluator, _) = app.evaluator(&code).await;
+    evaluator
+        .cast_ballot(cast(&opened_before, vec![rate(&a.members[0], Good)]))
+        .await
+        .unwrap();
+    let closed = secretary
+        .close_round(pb::CloseRoundRequest {
+            id: opened_before.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (closed.status(), closed.ballots),
+        (pb::RoundStatus::Closed, 1)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,13 +1,11 @@
 //! The newest published standard of a year decides the tally; the shipped default otherwise.
 use crate::helpers::*;
-use jifen_eventbus::{OutgoingEvent, Relay, stage};
+use jifen_eventbus::OutgoingEvent;
 use jifen_proto::evaluations::v1 as pb;
 use jifen_proto::events::v1 as ev;
 use prost::Message as _;
-use sea_orm::TransactionTrait as _;
-use sea_orm_migration::MigratorTrait as _;
 
-/// Publishes `StandardPublished` for `year` with `min_ballots` through a scratch outbox.
+/// Publishes `StandardPublished` for `year` with `min_ballots`, as the declarations service.
 async fn publish_standard(app: &TestApp, year: i32, version: i64, min_ballots: u32) {
     let mut doc = jifen_standard::default_2026()
         .unwrap()
@@ -15,12 +13,6 @@ async fn publish_standard(app: &TestApp, year: i32, version: i64, min_ballots: u
         .unwrap();
     doc["year"] = year.into();
     doc["evaluation"]["min_ballots"] = min_ballots.into();
-    let scratch = jifen_testkit::fresh_database("evalpub").await.unwrap();
-    let conn = jifen_platform::db::connect(&scratch.url, 2).await.unwrap();
-    jifen_migrations::EvaluationsMigrator::up(&conn, None)
-        .await
-        .unwrap();
-    let tx = conn.begin().await.unwrap();
     let message = ev::StandardPublished {
         year,
         document_json: doc.to_string(),
@@ -28,20 +20,12 @@ async fn publish_standard(app: &TestApp, year: i32, version: i64, min_ballots: u
         published_by: "test".into(),
         published_at: "2026-01-01T00:00:00Z".into(),
     };
-    stage(
-        &tx,
-        "declarations",
-        OutgoingEvent {
-            routing_key: "declarations.standard.published.v1".into(),
-            subject: year.to_string(),
-            payload: message.encode_to_vec(),
-        },
-    )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
-    let relay = Relay::new(conn.clone(), app.bus.clone(), "declarations");
-    assert_eq!(relay.drain_once().await.unwrap(), 1);
+    let event = OutgoingEvent {
+        routing_key: "declarations.standard.published.v1".into(),
+        subject: year.to_string(),
+        payload: message.encode_to_vec(),
+    };
+    publish(app, "declarations", vec![event]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

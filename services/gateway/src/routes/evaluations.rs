@@ -289,7 +289,10 @@ impl EvaluatorCaller {
     }
 }
 
-/// Opens the quarterly evaluation round of a branch.
+/// Opens the quarterly evaluation round of a branch. 409 `round_exists` when the branch has a
+/// round of that quarter already; 409 `grading_final` once a grade of the quarter's year is final
+/// (定档) in the branch, since the round's results could no longer count (checked first; a round
+/// opened before stays usable: docs/decisions/0006-final-years-evaluations.md).
 #[utoipa::path(
     post,
     path = "/api/v1/orgs/{id}/evaluation-rounds",
@@ -297,7 +300,10 @@ impl EvaluatorCaller {
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The branch")),
     request_body = OpenRound,
-    responses((status = 201, description = "Opened; the roster is the branch's active members now", body = Round)),
+    responses(
+        (status = 201, description = "Opened; the roster is the branch's active members now", body = Round),
+        (status = 409, description = "`round_exists`: the quarter has a round; `grading_final`: a grade of the quarter's year is final in the branch", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
+    ),
 )]
 pub async fn open_round(
     State(state): State<AppState>,

@@ -4,9 +4,7 @@
 #![allow(clippy::unwrap_used)]
 use crate::helpers::{TestApp, assert_keys, assert_problem, spawn_app, spawn_app_with};
 use reqwest::{Method, StatusCode};
-use sea_orm::{ConnectionTrait as _, DbBackend, Statement};
 use serde_json::{Value, json};
-use std::time::Duration;
 
 fn id(v: &Value) -> String {
     v["id"].as_str().unwrap().to_owned()
@@ -48,40 +46,12 @@ async fn branch(app: &TestApp, label: &str, n: usize) -> Branch {
         .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let secretary = app.login(&username, &format!("password-{username}")).await;
-    wait_replica(app, &branch, n + 1).await;
+    app.wait_evaluations_replica(&branch, n + 1).await;
     Branch {
         id: branch,
         members,
         secretary_member,
         secretary,
-    }
-}
-
-/// Polls the evaluations replica until it holds `n` active members of the branch.
-async fn wait_replica(app: &TestApp, branch: &str, n: usize) {
-    let org: uuid::Uuid = branch.parse().unwrap();
-    // Generous: the whole suite shares two cores with parallel tests.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        let row = app
-            .evaluations_db
-            .query_one_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT count(*) FROM replica_members WHERE org_id = $1 AND status = 'active'",
-                [org.into()],
-            ))
-            .await
-            .unwrap()
-            .unwrap();
-        let count: i64 = row.try_get_by_index(0).unwrap();
-        if count == i64::try_from(n).unwrap() {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "replica never caught up"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -752,6 +722,14 @@ async fn the_openapi_document_describes_the_evaluation_endpoints() {
     ] {
         assert!(paths[path][method].is_object(), "{method} {path}");
     }
+    let conflict =
+        paths["/api/v1/orgs/{id}/evaluation-rounds"]["post"]["responses"]["409"]["description"]
+            .as_str()
+            .unwrap();
+    assert!(
+        conflict.contains("round_exists") && conflict.contains("grading_final"),
+        "{conflict}"
+    );
     let rating = &doc["components"]["schemas"]["Rating"]["enum"];
     assert_eq!(*rating, json!(["excellent", "good", "fair", "poor"]));
     assert_eq!(

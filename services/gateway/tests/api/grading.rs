@@ -3,7 +3,7 @@
 //! (member, branch secretary, secretary of another branch, admin of the upper committee,
 //! evaluator), the 公示 publication on the shared manual clock, appeals, and bad input.
 #![allow(clippy::unwrap_used)]
-use crate::helpers::{MONTH, TestApp, assert_keys, assert_problem, spawn_app};
+use crate::helpers::{MONTH, PROJECTION_DEADLINE, TestApp, assert_keys, assert_problem, spawn_app};
 use crate::support::{Branch, Person, branch, grant, person};
 use jifen_platform::auth::RoleName;
 use reqwest::{Method, StatusCode};
@@ -459,6 +459,14 @@ async fn grading_from_proposal_to_final_with_every_role_checked() {
         .await;
     assert_problem(status, &body, 409, "appeal_decided", None);
 
+    // An evaluation round of the year, opened before the finalization (once the evaluations
+    // service knows the secretary and the three members: its roster).
+    app.wait_evaluations_replica(&b.branch_id, 4).await;
+    let rounds = format!("/api/v1/orgs/{}/evaluation-rounds", b.branch_id);
+    let first_quarter = json!({"quarter": format!("{YEAR}-Q1")});
+    let (status, opened_before) = app.post(&rounds, Some(sec), &first_quarter).await;
+    assert_eq!(status, StatusCode::CREATED, "{opened_before}");
+
     // Final.
     let (status, done) = act(&app, &finalize, &upper.token).await;
     assert_eq!(status, StatusCode::OK, "{done}");
@@ -551,14 +559,91 @@ async fn grading_from_proposal_to_final_with_every_role_checked() {
         )
         .await;
     assert_problem(status, &body, 409, "grading_final", None);
+
+    // Nor does the branch open an evaluation round of the year: its results could never count
+    // (docs/decisions/0006-final-years-evaluations.md). Once the evaluations service has the
+    // final grades too; until then the quarter opened above answers `round_exists`, a probe that
+    // changes nothing either way.
+    let evaluations_know_year_is_final = || async {
+        let deadline = tokio::time::Instant::now() + PROJECTION_DEADLINE;
+        loop {
+            let (status, body) = app.post(&rounds, Some(sec), &first_quarter).await;
+            if body["code"] == "grading_final" {
+                assert_problem(status, &body, 409, "grading_final", Some("quarter"));
+                break;
+            }
+            assert_problem(status, &body, 409, "round_exists", Some("quarter"));
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the evaluations service never learned that {YEAR} is final"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+    evaluations_know_year_is_final().await;
+    let second_quarter = json!({"quarter": format!("{YEAR}-Q2")});
+    let (status, body) = app.post(&rounds, Some(sec), &second_quarter).await;
+    assert_problem(status, &body, 409, "grading_final", Some("quarter"));
+    // The other branch's grades are not final: it opens a round of the same year.
+    app.wait_evaluations_replica(&other.branch_id, 3).await;
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/orgs/{}/evaluation-rounds", other.branch_id),
+            Some(&other.secretary.token),
+            &second_quarter,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // The round opened before the finalization lives on: it takes a ballot and closes.
+    let round_id = opened_before["id"].as_str().unwrap();
+    let (status, issued) = app
+        .post(
+            &format!("/api/v1/evaluation-rounds/{round_id}/invitations"),
+            Some(sec),
+            &json!({"count": 1, "evaluator_kind": "masses"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{issued}");
+    let (status, login) = app
+        .post(
+            "/api/v1/auth/evaluator",
+            None,
+            &json!({"code": issued["codes"][0]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{login}");
+    let (status, ballot) = app
+        .post(
+            &format!("/api/v1/evaluation-rounds/{round_id}/ballots"),
+            login["access_token"].as_str(),
+            &json!({"ratings": [{"member_id": m0.id, "rating": "good"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{ballot}");
+    let (status, closed) = act(
+        &app,
+        &format!("/api/v1/evaluation-rounds/{round_id}:close"),
+        sec,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{closed}");
+    assert_eq!(
+        (&closed["status"], &closed["ballots"]),
+        (&json!("closed"), &json!(1))
+    );
+
     // A declarations database that missed the finalization (one created after it) catches up
     // when an operator republishes the final grades (`jifen-grading republish-finals`).
-    app.declarations_db
-        .execute_unprepared("DELETE FROM final_grades")
-        .await
-        .unwrap();
+    // So does an evaluations database.
+    for db in [&app.declarations_db, &app.evaluations_db] {
+        db.execute_unprepared("DELETE FROM final_grades")
+            .await
+            .unwrap();
+    }
     let (status, body) = app.post(&review_draft, Some(sec), &approve).await;
     assert_problem(status, &body, 409, "not_submitted", None);
+    let (status, body) = app.post(&rounds, Some(sec), &first_quarter).await;
+    assert_problem(status, &body, 409, "round_exists", Some("quarter"));
     let staged = jifen_grading::usecases::Grading::new(app.grading_db.clone(), app.clock.clone())
         .republish_finals("test-operator", b.committee_id.parse().unwrap(), YEAR)
         .await
@@ -566,6 +651,7 @@ async fn grading_from_proposal_to_final_with_every_role_checked() {
     // The secretary and the three members of the branch; the other branch is not final.
     assert_eq!(staged, 4);
     year_is_final().await;
+    evaluations_know_year_is_final().await;
 
     // Saving and submitting follow the month's window only (docs/decisions/0005-final-years.md),
     // but the submitted declaration is never approved: batch approval skips it.

@@ -11,6 +11,7 @@ use jifen_platform::auth::{
 };
 use rand::RngCore as _;
 use reqwest::{Method, StatusCode};
+use sea_orm::ConnectionTrait as _;
 use serde_json::{Value, json};
 use std::sync::Once;
 use tokio_util::sync::CancellationToken;
@@ -61,16 +62,13 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.cancel.cancel();
         // Quorum queues are heavy; a test's leftovers would slow the shared broker down.
-        jifen_eventbus::delete_topology_blocking(
-            &self.bus,
-            &[
-                "evaluations.members-replica",
-                "evaluations.standards",
-                "declarations.members-replica",
-                "declarations.final-grades",
-                "grading.projections",
-            ],
-        );
+        let mut consumers = jifen_evaluations::events::CONSUMERS.to_vec();
+        consumers.extend([
+            "declarations.members-replica",
+            "declarations.final-grades",
+            "grading.projections",
+        ]);
+        jifen_eventbus::delete_topology_blocking(&self.bus, &consumers);
     }
 }
 
@@ -366,6 +364,34 @@ impl TestApp {
     pub async fn wait_org(&self, org_id: &str) {
         self.wait_replicated(&format!("/api/v1/orgs/{org_id}/declarations"))
             .await;
+    }
+
+    /// Waits until the evaluations service's replica holds exactly `n` active members of the
+    /// organization (its rounds' rosters are taken from there).
+    pub async fn wait_evaluations_replica(&self, org_id: &str, n: usize) {
+        let org: Uuid = org_id.parse().unwrap();
+        let deadline = tokio::time::Instant::now() + PROJECTION_DEADLINE;
+        loop {
+            let row = self
+                .evaluations_db
+                .query_one_raw(sea_orm::Statement::from_sql_and_values(
+                    sea_orm::DbBackend::Postgres,
+                    "SELECT count(*) FROM replica_members WHERE org_id = $1 AND status = 'active'",
+                    [org.into()],
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            let count: i64 = row.try_get_by_index(0).unwrap();
+            if count == i64::try_from(n).unwrap() {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the evaluations replica holds {count} active members of {org_id}, not {n}, after {PROJECTION_DEADLINE:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 
     /// Polls the member's ledger of `year` as the admin until the grading service knows the

@@ -749,8 +749,8 @@ impl Grading {
     /// Stages `grading.member_grade.finalized.v1` again for every final grade of `year` in the
     /// subtree of `org_id`, with the finalization's own instant and actor, one transaction per
     /// branch; answers how many events were staged. For a consumer created after the
-    /// finalization (the declarations service's `final_grades`): the event is final-state and
-    /// always version 1, so a consumer that has it already changes nothing.
+    /// finalization (the declarations and evaluations services' `final_grades`): the event is
+    /// final-state and always version 1, so a consumer that has it already changes nothing.
     pub async fn republish_finals(
         &self,
         actor: &str,
