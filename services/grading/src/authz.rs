@@ -4,6 +4,8 @@
 //!   organization.
 //! * Computing and reading a grading: an admin or secretary over the organization; a member may
 //!   read the grading of their own branch once it is confirmed (公示, publication).
+//! * Exporting the ledger of an organization's subtree (台账导出): an admin or secretary over the
+//!   organization, as for computing a grading; never a member, not even of that organization.
 //! * Confirming (支委会/党员大会): the secretary of that very branch only.
 //! * Appealing: the member themself.
 //! * Deciding appeals and finalizing: the **upper committee** — an admin whose organization is
@@ -53,6 +55,13 @@ pub fn compute(p: &Principal, org_path: &str) -> Decision {
     } else {
         staff_or_hidden(p, org_path)
     }
+}
+
+/// Export the ledger of every member of the subtree at `org_path`: staff over it. A member is
+/// denied (they see their own organization, so PERMISSION_DENIED, as for a grading they may not
+/// read); staff of another subtree do not see it.
+pub fn export_ledger(p: &Principal, org_path: &str) -> Decision {
+    compute(p, org_path)
 }
 
 /// Read the grading of the organization at `org_path`. `published` says whether every branch
@@ -154,6 +163,40 @@ mod tests {
         }
         let evaluator = principal(RoleName::Evaluator, BRANCH, None);
         assert_eq!(read_ledger(&evaluator, m, BRANCH), Decision::Deny);
+    }
+
+    #[test]
+    fn staff_over_the_organization_export_its_ledger() {
+        for role in [RoleName::Admin, RoleName::Secretary] {
+            assert_eq!(
+                export_ledger(&principal(role, BRANCH, None), BRANCH),
+                Decision::Allow
+            );
+            assert_eq!(
+                export_ledger(&principal(role, "/city/", None), BRANCH),
+                Decision::Allow
+            );
+            assert_eq!(
+                export_ledger(&principal(role, "/city/c1/b2/", None), BRANCH),
+                Decision::Hide
+            );
+        }
+        // A secretary of a branch does not export the committee above it.
+        assert_eq!(
+            export_ledger(&principal(RoleName::Secretary, BRANCH, None), "/city/c1/"),
+            Decision::Hide
+        );
+        assert_eq!(
+            export_ledger(
+                &principal(RoleName::Member, BRANCH, Some(Uuid::now_v7())),
+                BRANCH
+            ),
+            Decision::Deny
+        );
+        assert_eq!(
+            export_ledger(&principal(RoleName::Evaluator, BRANCH, None), BRANCH),
+            Decision::Deny
+        );
     }
 
     #[test]

@@ -49,6 +49,17 @@ fn parse_year(field: &str, text: &str) -> Result<i32, Problem> {
         })
 }
 
+/// The required `?year=` query parameter (the last one wins), or 400 naming `year`.
+pub(crate) fn year_query(uri: &Uri) -> Result<i32, Problem> {
+    let year = query_pairs(uri)?
+        .into_iter()
+        .rev()
+        .find(|(k, _)| k == "year")
+        .map(|(_, v)| v)
+        .ok_or_else(|| Problem::invalid_field("year", "is required (e.g. ?year=2026)"))?;
+    parse_year("year", &year)
+}
+
 /// An empty string from the service as `None`.
 fn non_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
@@ -422,7 +433,7 @@ pub struct DecideAppeal {
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
-pub struct YearQuery {
+pub(crate) struct YearQuery {
     /// The year, e.g. 2026.
     year: i32,
 }
@@ -443,13 +454,7 @@ pub async fn get_ledger(
     PathId(member_id): PathId,
     uri: Uri,
 ) -> Result<Json<Ledger>, Problem> {
-    let year = query_pairs(&uri)?
-        .into_iter()
-        .rev()
-        .find(|(k, _)| k == "year")
-        .map(|(_, v)| v)
-        .ok_or_else(|| Problem::invalid_field("year", "is required (e.g. ?year=2026)"))?;
-    let year = parse_year("year", &year)?;
+    let year = year_query(&uri)?;
     let ledger = state
         .grading_as(&caller.token)?
         .get_ledger(pb::GetLedgerRequest {

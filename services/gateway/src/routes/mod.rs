@@ -9,6 +9,7 @@ pub mod branch;
 pub mod declarations;
 pub mod evaluations;
 pub mod evidence;
+pub mod exports;
 pub mod grading;
 pub mod health;
 pub mod members;
@@ -116,6 +117,7 @@ pub fn api_with(evidence_max_bytes: usize) -> (Router<AppState>, utoipa::openapi
         .routes(routes!(grading::file_appeal))
         // `{id}:decide`: see `grading::appeal_action`.
         .route("/api/v1/appeals/{id}", post(grading::appeal_action))
+        .routes(routes!(exports::export_ledger))
         .split_for_parts();
     openapi::add_problem_responses(&mut doc);
     (router, doc)
@@ -185,6 +187,19 @@ mod tests {
             assert!(op.is_object(), "{custom}");
             assert!(op["responses"]["409"].is_object(), "{custom}: no 409");
         }
+        let export = &paths["/api/v1/orgs/{id}/exports/ledger.xlsx"]["get"];
+        assert!(
+            export["responses"]["200"]["content"][super::exports::XLSX].is_object(),
+            "{export}"
+        );
+        assert!(export["security"].is_array());
+        assert!(
+            export["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == "year" && p["in"] == "query")
+        );
         assert!(
             paths["/api/v1/evidence"]["post"]["requestBody"]["content"]["multipart/form-data"]
                 .is_object()

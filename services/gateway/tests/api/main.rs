@@ -7,6 +7,7 @@ mod cross_cutting;
 mod declarations;
 mod evaluations;
 mod evidence;
+mod exports;
 mod grading;
 mod grading_year;
 mod helpers;

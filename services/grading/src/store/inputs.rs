@@ -134,6 +134,26 @@ pub fn aggregated_members<'a>(
     last: &str,
     year: i32,
 ) -> impl futures::Stream<Item = Result<AggregatedMember, DbErr>> + 'a {
+    aggregated_members_between(pool, first, upper_bound(last), year)
+}
+
+/// Every member of the subtree of `path` with their year, streamed in the byte order of their
+/// paths, as [`aggregated_members`] reads a range of branches (the ledger export).
+pub fn aggregated_members_under<'a>(
+    pool: &'a sqlx::PgPool,
+    path: &str,
+    year: i32,
+) -> impl futures::Stream<Item = Result<AggregatedMember, DbErr>> + 'a {
+    // Every path under `path` starts with it, so lies in `[path, upper_bound(path))`.
+    aggregated_members_between(pool, path, upper_bound(path), year)
+}
+
+fn aggregated_members_between<'a>(
+    pool: &'a sqlx::PgPool,
+    first: &str,
+    upper: String,
+    year: i32,
+) -> impl futures::Stream<Item = Result<AggregatedMember, DbErr>> + 'a {
     use futures::StreamExt as _;
     // Read by position in `aggregated_member`.
     const SQL: &str = "SELECT m.id, m.org_id, m.org_path, m.name, m.category, m.status, \
@@ -148,7 +168,7 @@ pub fn aggregated_members<'a>(
     sqlx::query(SQL)
         .bind(year)
         .bind(first.to_owned())
-        .bind(upper_bound(last))
+        .bind(upper)
         .fetch(pool)
         .map({
             let mut codes = Codes::default();

@@ -134,6 +134,21 @@ pub async fn branches_under(conn: &impl ConnectionTrait, path: &str) -> Result<V
     .await
 }
 
+/// Every organization of the subtree of `path` (itself included): a city has a few thousand,
+/// which the ledger export holds to name each member's organization and find its unit type.
+pub async fn orgs_under(conn: &impl ConnectionTrait, path: &str) -> Result<Vec<OrgRow>, DbErr> {
+    let pattern = super::subtree_pattern(path)?;
+    OrgRow::find_by_statement(stmt(
+        format!(
+            "SELECT id, parent_id, name, kind, unit_type, path, version FROM organizations \
+             WHERE path LIKE {pattern}"
+        ),
+        [],
+    ))
+    .all(conn)
+    .await
+}
+
 /// The newest standard document of `year` (JSON), if one was published.
 pub async fn standard_document(
     conn: &impl ConnectionTrait,

@@ -63,7 +63,7 @@ fn parse_grade(field: String, text: &str) -> Result<Grade, AppError> {
 }
 
 impl Grading {
-    async fn org(&self, org_id: Uuid) -> Result<OrgRow, AppError> {
+    pub(super) async fn org(&self, org_id: Uuid) -> Result<OrgRow, AppError> {
         projection::find_org(&self.db, org_id)
             .await?
             .ok_or(AppError::NotFound {

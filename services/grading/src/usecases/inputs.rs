@@ -32,6 +32,20 @@ pub(crate) fn entry(row: &EntryRow) -> Entry {
     }
 }
 
+/// An entry as the streamed grading inputs carry it (grading, the ledger export).
+pub(crate) fn aggregated_entry(e: inputs::AggregatedEntry) -> Entry {
+    Entry {
+        month: u32::try_from(e.month).unwrap_or(0),
+        source: if e.branch {
+            Source::Branch
+        } else {
+            Source::Declaration
+        },
+        item_code: e.item_code,
+        points: DeciPoints::from_tenths(e.points),
+    }
+}
+
 pub(crate) fn quarter(row: &QuarterRow) -> QuarterResult {
     QuarterResult {
         quarter: u32::try_from(row.quarter).unwrap_or(0),
@@ -111,20 +125,7 @@ pub(crate) fn member_input(
         MemberInput {
             member_id: row.member.id,
             category,
-            entries: row
-                .entries
-                .into_iter()
-                .map(|e| Entry {
-                    month: u32::try_from(e.month).unwrap_or(0),
-                    source: if e.branch {
-                        Source::Branch
-                    } else {
-                        Source::Declaration
-                    },
-                    item_code: e.item_code,
-                    points: DeciPoints::from_tenths(e.points),
-                })
-                .collect(),
+            entries: row.entries.into_iter().map(aggregated_entry).collect(),
             quarters: quarters(row.quarters),
             sanctions: sanctions_in(&row.member, year),
             previous_final_total: row.previous_total.map(DeciPoints::from_tenths),

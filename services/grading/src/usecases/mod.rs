@@ -6,10 +6,12 @@
 //! [`Principal`]; the rules themselves are the pure functions of [`crate::authz`], and the
 //! grading rules those of [`crate::domain`].
 
+mod export;
 mod gradings;
 mod inputs;
 mod ledger;
 
+pub use export::{EXPORT_BUFFER, EXPORT_CHUNK, ExportItem, ExportedMember, LedgerExport};
 pub use gradings::{BranchOutcome, GradingView, reasons_of};
 pub use ledger::LedgerView;
 
