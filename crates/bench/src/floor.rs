@@ -29,7 +29,7 @@ struct Floor {
     verifier: TokenVerifier,
 }
 
-fn unimplemented<T>() -> Result<Response<T>, Status> {
+fn not_in_floor<T>() -> Result<Response<T>, Status> {
     Err(Status::unimplemented("not part of the floor benchmark"))
 }
 
@@ -129,79 +129,79 @@ impl DeclarationsService for Floor {
         &self,
         _: Request<pb::GetStandardRequest>,
     ) -> Result<Response<pb::Standard>, Status> {
-        unimplemented()
+        not_in_floor()
     }
     async fn put_standard(
         &self,
         _: Request<pb::PutStandardRequest>,
     ) -> Result<Response<pb::Standard>, Status> {
-        unimplemented()
+        not_in_floor()
     }
     async fn get_declaration(
         &self,
         _: Request<pb::GetDeclarationRequest>,
     ) -> Result<Response<pb::Declaration>, Status> {
-        unimplemented()
+        not_in_floor()
     }
     async fn review_declaration(
         &self,
         _: Request<pb::ReviewDeclarationRequest>,
     ) -> Result<Response<pb::Declaration>, Status> {
-        unimplemented()
+        not_in_floor()
     }
     async fn batch_approve(
         &self,
         _: Request<pb::BatchApproveRequest>,
     ) -> Result<Response<pb::BatchApproveResponse>, Status> {
-        unimplemented()
+        not_in_floor()
     }
     async fn list_declarations(
         &self,
         _: Request<pb::ListDeclarationsRequest>,
     ) -> Result<Response<pb::ListDeclarationsResponse>, Status> {
-        unimplemented()
+        not_in_floor()
     }
     async fn get_declaration_history(
         &self,
         _: Request<pb::GetDeclarationHistoryRequest>,
     ) -> Result<Response<pb::DeclarationHistory>, Status> {
-        unimplemented()
+        not_in_floor()
     }
     async fn record_branch_entries(
         &self,
         _: Request<pb::RecordBranchEntriesRequest>,
     ) -> Result<Response<pb::RecordBranchEntriesResponse>, Status> {
-        unimplemented()
+        not_in_floor()
     }
     async fn revoke_branch_record(
         &self,
         _: Request<pb::RevokeBranchRecordRequest>,
     ) -> Result<Response<pb::BranchRecord>, Status> {
-        unimplemented()
+        not_in_floor()
     }
     async fn list_branch_records(
         &self,
         _: Request<pb::ListBranchRecordsRequest>,
     ) -> Result<Response<pb::ListBranchRecordsResponse>, Status> {
-        unimplemented()
+        not_in_floor()
     }
     async fn reopen_period(
         &self,
         _: Request<pb::ReopenPeriodRequest>,
     ) -> Result<Response<pb::Reopening>, Status> {
-        unimplemented()
+        not_in_floor()
     }
     async fn upload_evidence(
         &self,
         _: Request<pb::UploadEvidenceRequest>,
     ) -> Result<Response<pb::Evidence>, Status> {
-        unimplemented()
+        not_in_floor()
     }
     async fn get_evidence(
         &self,
         _: Request<pb::GetEvidenceRequest>,
     ) -> Result<Response<pb::EvidenceFile>, Status> {
-        unimplemented()
+        not_in_floor()
     }
 }
 
