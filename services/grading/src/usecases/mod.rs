@@ -6,11 +6,13 @@
 //! [`Principal`]; the rules themselves are the pure functions of [`crate::authz`], and the
 //! grading rules those of [`crate::domain`].
 
+mod dashboard;
 mod export;
 mod gradings;
 mod inputs;
 mod ledger;
 
+pub use dashboard::{DashboardView, Figures, GradeCounts, parse_month};
 pub use export::{EXPORT_BUFFER, EXPORT_CHUNK, ExportItem, ExportedMember, LedgerExport};
 pub use gradings::{BranchOutcome, GradingView, reasons_of};
 pub use ledger::LedgerView;
