@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod branch;
+pub mod dashboard;
 pub mod declarations;
 pub mod evaluations;
 pub mod evidence;
@@ -118,6 +119,7 @@ pub fn api_with(evidence_max_bytes: usize) -> (Router<AppState>, utoipa::openapi
         // `{id}:decide`: see `grading::appeal_action`.
         .route("/api/v1/appeals/{id}", post(grading::appeal_action))
         .routes(routes!(exports::export_ledger))
+        .routes(routes!(dashboard::get_dashboard))
         .split_for_parts();
     openapi::add_problem_responses(&mut doc);
     (router, doc)
@@ -199,6 +201,15 @@ mod tests {
                 .unwrap()
                 .iter()
                 .any(|p| p["name"] == "year" && p["in"] == "query")
+        );
+        let dashboard = &paths["/api/v1/dashboard/orgs/{id}"]["get"];
+        assert!(dashboard["security"].is_array(), "{dashboard}");
+        assert!(
+            dashboard["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == "month" && p["in"] == "query")
         );
         assert!(
             paths["/api/v1/evidence"]["post"]["requestBody"]["content"]["multipart/form-data"]
