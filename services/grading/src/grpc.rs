@@ -6,7 +6,7 @@
 use crate::store::gradings::AppealRow;
 use crate::usecases::{
     AppError, DashboardView, ExportedMember, Figures, Grading, GradingView, LedgerExport,
-    LedgerView, RuleKind, reasons_of,
+    LedgerView, RankingView, RuleKind, reasons_of,
 };
 use jifen_platform::auth::{Principal, TokenVerifier};
 use jifen_platform::grpc as status;
@@ -161,6 +161,23 @@ fn dashboard_pb(v: DashboardView) -> pb::Dashboard {
         }),
         total: Some(figures_pb(v.total)),
         children: v.children.into_iter().map(figures_pb).collect(),
+    }
+}
+
+fn ranking_pb(org_id: Uuid, v: RankingView) -> pb::Ranking {
+    pb::Ranking {
+        org_id: org_id.to_string(),
+        org_path: v.org_path,
+        year: v.year,
+        items: v
+            .items
+            .into_iter()
+            .map(|r| pb::RankedMember {
+                member_id: r.member_id.to_string(),
+                name: r.name,
+                total: r.total,
+            })
+            .collect(),
     }
 }
 
@@ -380,6 +397,35 @@ impl GradingService for GradingApi {
             .dashboard(&caller, org, year, month)
             .await
             .map(|v| Response::new(dashboard_pb(v)))
+            .map_err(to_status)
+    }
+
+    async fn get_ranking(
+        &self,
+        request: Request<pb::GetRankingRequest>,
+    ) -> Result<Response<pb::Ranking>, Status> {
+        let caller = self.caller(&request)?;
+        let r = request.into_inner();
+        // Every bad field at once: org_id and year, then limit.
+        let checked = org_and_year(&r.org_id, r.year);
+        let limit = crate::usecases::check_limit(r.limit);
+        let (org, year, limit) = match (checked, limit) {
+            (Ok((org, year)), Ok(limit)) => (org, year, limit),
+            (checked, limit) => {
+                let mut bad: Vec<(String, String)> = Vec::new();
+                if let Err(status) = checked {
+                    bad.extend(status::status_details(&status).1);
+                }
+                if let Err(AppError::Invalid(v)) = limit {
+                    bad.extend(v.into_iter().map(|f| (f.field, f.message)));
+                }
+                return Err(status::invalid_argument(bad));
+            }
+        };
+        self.app
+            .ranking(&caller, org, year, limit)
+            .await
+            .map(|v| Response::new(ranking_pb(org, v)))
             .map_err(to_status)
     }
 
