@@ -1,6 +1,8 @@
 //! The dashboard 党建看板 for committee staff: `GET /api/v1/dashboard/orgs/{id}?month=` — the
 //! month's figures of an organization's subtree and of each direct child, computed by the grading
-//! service (`GetDashboard`) and cached in Redis (docs/decisions/0008-dashboard.md).
+//! service (`GetDashboard`) — and `GET /api/v1/dashboard/orgs/{id}/ranking?year=&limit=` — the
+//! subtree's best members by the year's capped ledger total 积分排行 (`GetRanking`); both cached
+//! in Redis (docs/decisions/0008-dashboard.md).
 //!
 //! Invariants of the cache (a cache: always rebuildable, never a source of truth):
 //! * **Scope before the cache.** An answer is kept under the organization and month, and beside
@@ -276,6 +278,124 @@ pub async fn get_dashboard(
     Ok(json_answer(body, "miss"))
 }
 
+/// One ranked member.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RankedMember {
+    pub member_id: Uuid,
+    pub name: String,
+    /// The year's ledger total with every cap applied, as `GET /members/{id}/ledger` reports it.
+    #[schema(value_type = f64)]
+    pub total: Points,
+}
+
+/// `GET /api/v1/dashboard/orgs/{id}/ranking`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Ranking {
+    pub items: Vec<RankedMember>,
+}
+
+/// Query parameters of the ranking (documentation only).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(crate) struct RankingQuery {
+    /// The year, e.g. 2026.
+    year: i32,
+    /// How many members, 1 to 100 (default 10).
+    limit: Option<i32>,
+}
+
+/// Members ranked when `limit` is absent, and the most a ranking lists.
+pub const DEFAULT_LIMIT: i32 = 10;
+pub const MAX_LIMIT: i32 = 100;
+
+/// The optional `?limit=` (the last one wins): 1 to [`MAX_LIMIT`], default [`DEFAULT_LIMIT`],
+/// else 400 naming `limit`.
+pub(crate) fn limit_query(uri: &Uri) -> Result<i32, Problem> {
+    match query_pairs(uri)?
+        .into_iter()
+        .rev()
+        .find(|(k, _)| k == "limit")
+    {
+        None => Ok(DEFAULT_LIMIT),
+        Some((_, v)) => v
+            .parse::<i32>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| {
+                Problem::invalid_field("limit", format!("must be an integer from 1 to {MAX_LIMIT}"))
+            }),
+    }
+}
+
+/// The subtree's active members by the year's ledger total with every cap applied (the
+/// computation of `GET /members/{id}/ledger`), highest first, ties by member id. Staff over
+/// the organization, as for the dashboard; cached the same way.
+#[utoipa::path(
+    get,
+    path = "/api/v1/dashboard/orgs/{id}/ranking",
+    tag = "dashboard",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The organization"), RankingQuery),
+    responses(
+        (
+            status = 200,
+            description = "The ranking",
+            body = Ranking,
+            headers(("x-dashboard-cache" = String, description = "`hit` or `miss`")),
+        ),
+    ),
+)]
+pub async fn get_ranking(
+    State(state): State<AppState>,
+    StaffCaller(caller): StaffCaller,
+    PathId(org_id): PathId,
+    uri: Uri,
+) -> Result<Response, Problem> {
+    let year = crate::routes::grading::year_query(&uri)?;
+    let limit = limit_query(&uri)?;
+    let ttl = state.dashboard_cache_ttl().as_secs();
+    let org = org_id.to_string();
+    let path_key = state.redis_key(&["dashboard", "org-path", &org]);
+    let key = state.redis_key(&[
+        "dashboard",
+        "ranking",
+        &org,
+        &year.to_string(),
+        &limit.to_string(),
+    ]);
+    if ttl > 0
+        && let Some(body) = cached(&state, &caller, &path_key, &key).await
+    {
+        return Ok(json_answer(body, "hit"));
+    }
+    let answer = state
+        .grading_as(&caller.token)?
+        .get_ranking(pb::GetRankingRequest {
+            org_id: org,
+            year,
+            limit,
+        })
+        .await?
+        .into_inner();
+    let ranking = Ranking {
+        items: answer
+            .items
+            .into_iter()
+            .map(|r| RankedMember {
+                member_id: uuid(&r.member_id),
+                name: r.name,
+                total: Points(r.total),
+            })
+            .collect(),
+    };
+    let body = serde_json::to_vec(&ranking).map_err(|e| Problem::internal(&e))?;
+    if ttl > 0 {
+        keep(&state, &path_key, &answer.org_path, &key, &body, ttl).await;
+    }
+    Ok(json_answer(body, "miss"))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -295,6 +415,26 @@ mod tests {
         ] {
             let p = month_query(&uri(q)).unwrap_err();
             assert_eq!(p.status.as_u16(), 400, "{q}");
+        }
+    }
+
+    #[test]
+    fn limits_default_to_10_and_stop_at_100() {
+        let uri = |q: &str| format!("/x{q}").parse::<Uri>().unwrap();
+        assert_eq!(limit_query(&uri("")).unwrap(), 10);
+        assert_eq!(limit_query(&uri("?limit=100")).unwrap(), 100);
+        for q in [
+            "?limit=0",
+            "?limit=101",
+            "?limit=",
+            "?limit=ten",
+            "?limit=-1",
+        ] {
+            assert_eq!(
+                limit_query(&uri(q)).unwrap_err().status.as_u16(),
+                400,
+                "{q}"
+            );
         }
     }
 

@@ -120,6 +120,7 @@ pub fn api_with(evidence_max_bytes: usize) -> (Router<AppState>, utoipa::openapi
         .route("/api/v1/appeals/{id}", post(grading::appeal_action))
         .routes(routes!(exports::export_ledger))
         .routes(routes!(dashboard::get_dashboard))
+        .routes(routes!(dashboard::get_ranking))
         .split_for_parts();
     openapi::add_problem_responses(&mut doc);
     (router, doc)
@@ -202,15 +203,22 @@ mod tests {
                 .iter()
                 .any(|p| p["name"] == "year" && p["in"] == "query")
         );
-        let dashboard = &paths["/api/v1/dashboard/orgs/{id}"]["get"];
-        assert!(dashboard["security"].is_array(), "{dashboard}");
-        assert!(
-            dashboard["parameters"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|p| p["name"] == "month" && p["in"] == "query")
-        );
+        for (path, param) in [
+            ("/api/v1/dashboard/orgs/{id}", "month"),
+            ("/api/v1/dashboard/orgs/{id}/ranking", "year"),
+            ("/api/v1/dashboard/orgs/{id}/ranking", "limit"),
+        ] {
+            let op = &paths[path]["get"];
+            assert!(op["security"].is_array(), "{op}");
+            assert!(
+                op["parameters"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|p| p["name"] == param && p["in"] == "query"),
+                "{path}: {param}"
+            );
+        }
         assert!(
             paths["/api/v1/evidence"]["post"]["requestBody"]["content"]["multipart/form-data"]
                 .is_object()

@@ -524,6 +524,16 @@ async fn answers_are_cached_briefly_and_never_served_out_of_scope() {
     .await;
     assert_problem(status, &body, 404, "not_found", Some("org_id"));
 
+    // The ranking is cached the same way, and as scoped.
+    let top = dash(&a.branch_id, "/ranking?year=2026");
+    let (status, cache, first) = fetch(&app, &top, Some(&app.admin_token)).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(cache, "miss");
+    let (_, cache, again) = fetch(&app, &top, Some(&a.secretary.token)).await;
+    assert_eq!((cache.as_str(), &again), ("hit", &first));
+    let (status, _, body) = fetch(&app, &top, Some(&other.secretary.token)).await;
+    assert_problem(status, &body, 404, "not_found", Some("org_id"));
+
     // Another month is another entry.
     let (status, cache, _) = fetch(
         &app,
@@ -533,4 +543,117 @@ async fn answers_are_cached_briefly_and_never_served_out_of_scope() {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(cache, "miss");
+}
+
+fn ranking(org: &str, query: &str) -> String {
+    format!("/api/v1/dashboard/orgs/{org}/ranking{query}")
+}
+
+/// The subtree's active members by their ledger total (as `GET /members/{id}/ledger` answers
+/// it), highest first, ties by member id: (member id, total in tenths).
+async fn ledger_order(app: &TestApp, org: &str) -> Vec<(String, i64)> {
+    let admin = Some(app.admin_token.as_str());
+    let (status, list) = app
+        .get(
+            &format!("/api/v1/orgs/{org}/members?recursive=true&page_size=1000"),
+            admin,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let mut order = Vec::new();
+    for m in list["items"].as_array().unwrap() {
+        if m["status"] != "active" {
+            continue;
+        }
+        let id = m["id"].as_str().unwrap().to_owned();
+        let (status, ledger) = app
+            .get(&format!("/api/v1/members/{id}/ledger?year={YEAR}"), admin)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{ledger}");
+        order.push((id, tenths(ledger["total"].as_f64().unwrap())));
+    }
+    order.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    order
+}
+
+fn ranked(body: &Value) -> Vec<(String, i64)> {
+    body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            assert_keys(i, &["member_id", "name", "total"], &[]);
+            (
+                i["member_id"].as_str().unwrap().to_owned(),
+                tenths(i["total"].as_f64().unwrap()),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_ranking_follows_the_ledger_totals_and_scope_holds() {
+    let app = spawn_app_with(|s| s.dashboard_cache_ttl = std::time::Duration::ZERO).await;
+    let (a, b) = city(&app).await;
+    let admin = app.admin_token.clone();
+
+    let want = ledger_order(&app, &a.committee_id).await;
+    assert!(
+        want.len() > 2 && want[0].1 > want[want.len() - 1].1,
+        "{want:?}"
+    );
+    let (status, _, body) =
+        fetch(&app, &ranking(&a.committee_id, "?year=2026"), Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_keys(&body, &["items"], &[]);
+    // Default limit 10: every member of this small city.
+    assert_eq!(ranked(&body), want);
+    let (status, _, body) = fetch(
+        &app,
+        &ranking(&a.committee_id, "?year=2026&limit=2"),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(ranked(&body), want[..2].to_vec());
+    let name = &body["items"][0]["name"];
+    assert!(name.as_str().is_some_and(|n| !n.is_empty()), "{body}");
+
+    // A branch's secretary: their branch (its own members only), not the sibling.
+    let (status, _, body) = fetch(
+        &app,
+        &ranking(&a.branch_id, "?year=2026&limit=100"),
+        Some(&a.secretary.token),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(ranked(&body), ledger_order(&app, &a.branch_id).await);
+    for org in [&b.branch_id, &a.committee_id] {
+        let (status, _, body) =
+            fetch(&app, &ranking(org, "?year=2026"), Some(&a.secretary.token)).await;
+        assert_problem(status, &body, 404, "not_found", Some("org_id"));
+    }
+    let (status, _, body) = fetch(
+        &app,
+        &ranking(&a.branch_id, "?year=2026"),
+        Some(&a.members[0].token),
+    )
+    .await;
+    assert_problem(status, &body, 403, "permission_denied", None);
+    let (status, _, body) = fetch(&app, &ranking(&a.branch_id, "?year=2026"), None).await;
+    assert_problem(status, &body, 401, "unauthenticated", None);
+
+    // Bad input.
+    for query in [
+        "?year=2026&limit=101",
+        "?year=2026&limit=0",
+        "?year=2026&limit=x",
+    ] {
+        let (status, _, body) = fetch(&app, &ranking(&a.branch_id, query), Some(&admin)).await;
+        assert_problem(status, &body, 400, "invalid_argument", Some("limit"));
+    }
+    for query in ["", "?limit=5", "?year=1999"] {
+        let (status, _, body) = fetch(&app, &ranking(&a.branch_id, query), Some(&admin)).await;
+        assert_problem(status, &body, 400, "invalid_argument", Some("year"));
+    }
 }
