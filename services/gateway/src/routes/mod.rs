@@ -15,6 +15,7 @@ pub mod grading;
 pub mod health;
 pub mod members;
 pub mod orgs;
+pub mod page;
 pub mod standards;
 
 use crate::extract::BodyLimit;
@@ -145,6 +146,10 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/openapi.json",
             get(openapi::serve).layer(Extension(Document(json))),
         )
+        .route("/dashboard", get(page::redirect))
+        .route("/dashboard/", get(page::page))
+        .route("/dashboard/dashboard.js", get(page::script))
+        .route("/dashboard/dashboard.css", get(page::style))
         .fallback(not_found)
         .layer(
             ServiceBuilder::new()

@@ -657,3 +657,74 @@ async fn the_ranking_follows_the_ledger_totals_and_scope_holds() {
         assert_problem(status, &body, 400, "invalid_argument", Some("year"));
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_is_self_contained_html_under_a_strict_policy() {
+    let app = spawn_app().await;
+    let r = app.client.get(app.url("/dashboard/")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("default-src 'self'"), "{csp}");
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    let html = r.text().await.unwrap();
+    assert!(html.contains("lang=\"zh-CN\"") && html.contains("党建看板"));
+    // Nothing from elsewhere, nothing inline that the policy would block.
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "external reference"
+    );
+    assert!(
+        !html.contains("<script>") && !html.contains("style="),
+        "inline script or style"
+    );
+
+    let r = app
+        .client
+        .get(app.url("/dashboard/dashboard.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert!(r.headers().contains_key("content-security-policy"));
+    let script = r.text().await.unwrap();
+    for path in [
+        "/api/v1/auth/login",
+        "/api/v1/me",
+        "/api/v1/orgs/",
+        "/children",
+        "/api/v1/dashboard/orgs/",
+        "/ranking?year=",
+        "/exports/ledger.xlsx?year=",
+    ] {
+        assert!(script.contains(path), "the script does not use {path}");
+    }
+    assert!(!script.contains("http://") && !script.contains("https://"));
+    let r = app
+        .client
+        .get(app.url("/dashboard/dashboard.css"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/css")
+    );
+}
