@@ -76,6 +76,7 @@ cat <<INFO
   jifen is running.
 
     gateway      http://$GATEWAY_ADDR   (GET /readyz, /metrics, /api/v1/openapi.json)
+    dashboard    http://$GATEWAY_ADDR/dashboard/   (党建看板: log in as admin)
     members      gRPC 127.0.0.1:50051, ops http://127.0.0.1:9101/metrics
     declarations gRPC 127.0.0.1:50052, ops http://127.0.0.1:9102/metrics (evidence in $JIFEN_EVIDENCE_DIR)
     evaluations  gRPC 127.0.0.1:50053, ops http://127.0.0.1:9103/metrics

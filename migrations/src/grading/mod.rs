@@ -6,6 +6,7 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261130_000300_grading;
+mod m20261201_000100_dashboard;
 
 /// Migrator of the `jifen_grading` database.
 pub struct GradingMigrator;
@@ -15,6 +16,7 @@ impl MigratorTrait for GradingMigrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         let mut migrations = jifen_eventbus::migration::all();
         migrations.push(Box::new(m20261130_000300_grading::Migration));
+        migrations.push(Box::new(m20261201_000100_dashboard::Migration));
         migrations
     }
 }

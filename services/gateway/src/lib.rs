@@ -33,6 +33,9 @@ pub const DEFAULT_EVIDENCE_MAX_BYTES: usize = 10 * 1024 * 1024;
 /// The largest evidence limit that may be configured (the declarations service's own ceiling).
 pub const MAX_EVIDENCE_BYTES: usize = 24 * 1024 * 1024;
 
+/// Default lifetime of a cached dashboard answer, in seconds.
+pub const DEFAULT_DASHBOARD_CACHE_TTL_SECS: u64 = 60;
+
 /// Gateway configuration, parsed once from the environment ([`Settings::from_env`]) or built in
 /// code by tests.
 #[derive(Debug, Clone)]
@@ -72,6 +75,9 @@ pub struct Settings {
     /// Take the client IP from `x-forwarded-for` (`JIFEN_TRUST_FORWARDED_FOR`, default false):
     /// only behind an ingress that sets it.
     pub trust_forwarded_for: bool,
+    /// How long a dashboard answer is cached in Redis (`JIFEN_DASHBOARD_CACHE_TTL_SECS`, default
+    /// 60; 0 = no cache).
+    pub dashboard_cache_ttl: Duration,
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`; tracing export is off when unset.
     pub otlp_endpoint: Option<String>,
 }
@@ -110,6 +116,10 @@ impl Settings {
             body_limit: parse_or("JIFEN_BODY_LIMIT_BYTES", 1024 * 1024usize)?,
             evidence_max_bytes: parse_or("JIFEN_EVIDENCE_MAX_BYTES", DEFAULT_EVIDENCE_MAX_BYTES)?,
             trust_forwarded_for: parse_or("JIFEN_TRUST_FORWARDED_FOR", false)?,
+            dashboard_cache_ttl: Duration::from_secs(parse_or(
+                "JIFEN_DASHBOARD_CACHE_TTL_SECS",
+                DEFAULT_DASHBOARD_CACHE_TTL_SECS,
+            )?),
             otlp_endpoint: core.otlp_endpoint,
         };
         settings.validate()?;
@@ -135,6 +145,7 @@ impl Settings {
             body_limit: 1024 * 1024,
             evidence_max_bytes: DEFAULT_EVIDENCE_MAX_BYTES,
             trust_forwarded_for: false,
+            dashboard_cache_ttl: Duration::from_secs(DEFAULT_DASHBOARD_CACHE_TTL_SECS),
             otlp_endpoint: None,
         }
     }
@@ -227,6 +238,7 @@ impl Application {
             body_limit: settings.body_limit,
             evidence_max_bytes: settings.evidence_max_bytes,
             trust_forwarded_for: settings.trust_forwarded_for,
+            dashboard_cache_ttl: settings.dashboard_cache_ttl,
         });
         let listener = tokio::net::TcpListener::bind(&settings.listen)
             .await

@@ -49,6 +49,7 @@ use utoipa::openapi::{Content, OpenApi, Ref, RefOr, ResponseBuilder};
         (name = "evaluations", description = "Quarterly mass evaluation 群众评议: rounds, invitation codes, ballots, results"),
         (name = "grading", description = "The points ledger 积分台账 and the yearly grading 年度组织定级: proposals, confirmation, appeals 申诉, finalization"),
         (name = "exports", description = "Exports 导出: the points ledger of an organization's subtree as an Excel workbook"),
+        (name = "dashboard", description = "Dashboards 党建看板: participation, points and grades across an organization's subtree, for committee staff"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]

@@ -32,6 +32,8 @@ pub struct StateParts {
     /// Largest evidence file (`POST /api/v1/evidence`).
     pub evidence_max_bytes: usize,
     pub trust_forwarded_for: bool,
+    /// Lifetime of a cached dashboard answer (zero: no cache).
+    pub dashboard_cache_ttl: Duration,
 }
 
 struct Inner {
@@ -144,6 +146,11 @@ impl AppState {
         } else {
             self.body_limit()
         }
+    }
+
+    /// Lifetime of a cached dashboard answer (zero: no cache).
+    pub fn dashboard_cache_ttl(&self) -> Duration {
+        self.p().dashboard_cache_ttl
     }
 
     pub fn trust_forwarded_for(&self) -> bool {

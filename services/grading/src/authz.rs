@@ -6,6 +6,8 @@
 //!   read the grading of their own branch once it is confirmed (公示, publication).
 //! * Exporting the ledger of an organization's subtree (台账导出): an admin or secretary over the
 //!   organization, as for computing a grading; never a member, not even of that organization.
+//! * Reading an organization's dashboard 党建看板 (its month's figures, its ranking): an admin
+//!   or secretary over the organization, as for exporting its ledger.
 //! * Confirming (支委会/党员大会): the secretary of that very branch only.
 //! * Appealing: the member themself.
 //! * Deciding appeals and finalizing: the **upper committee** — an admin whose organization is
@@ -62,6 +64,12 @@ pub fn compute(p: &Principal, org_path: &str) -> Decision {
 /// read); staff of another subtree do not see it.
 pub fn export_ledger(p: &Principal, org_path: &str) -> Decision {
     compute(p, org_path)
+}
+
+/// Read the dashboard (figures, ranking) of the subtree at `org_path`: staff over it, as for
+/// the ledger export — a member is denied, staff of another subtree do not see it.
+pub fn read_dashboard(p: &Principal, org_path: &str) -> Decision {
+    export_ledger(p, org_path)
 }
 
 /// Read the grading of the organization at `org_path`. `published` says whether every branch
@@ -195,6 +203,35 @@ mod tests {
         );
         assert_eq!(
             export_ledger(&principal(RoleName::Evaluator, BRANCH, None), BRANCH),
+            Decision::Deny
+        );
+    }
+
+    #[test]
+    fn staff_over_the_organization_read_its_dashboard() {
+        for role in [RoleName::Admin, RoleName::Secretary] {
+            assert_eq!(
+                read_dashboard(&principal(role, "/city/", None), BRANCH),
+                Decision::Allow
+            );
+            assert_eq!(
+                read_dashboard(&principal(role, BRANCH, None), BRANCH),
+                Decision::Allow
+            );
+            assert_eq!(
+                read_dashboard(&principal(role, "/city/c1/b2/", None), BRANCH),
+                Decision::Hide
+            );
+            assert_eq!(
+                read_dashboard(&principal(role, BRANCH, None), "/city/c1/"),
+                Decision::Hide
+            );
+        }
+        assert_eq!(
+            read_dashboard(
+                &principal(RoleName::Member, BRANCH, Some(Uuid::now_v7())),
+                BRANCH
+            ),
             Decision::Deny
         );
     }

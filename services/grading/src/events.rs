@@ -11,7 +11,7 @@
 //! | binding | applies |
 //! |---|---|
 //! | `members.#` | organizations (kind, unit type, path) and members (category, status, the `exempt` flag, sanctions) |
-//! | `declarations.declaration.#` | the approved lines of a declaration become its ledger entries; any other status removes them |
+//! | `declarations.declaration.#` | the approved lines of a declaration become its ledger entries; any other status removes them; every declaration's month, status and whether it was submitted (the dashboard's `declared`) |
 //! | `declarations.branch_record.#` | a standing branch record is one ledger entry; a revoked one none |
 //! | `declarations.standard.published.v1` | the newest standard of each year |
 //! | `evaluations.round.#` | the per-member quarter results of a closed round |
@@ -202,13 +202,34 @@ async fn apply_declaration(tx: &DatabaseTransaction, payload: &[u8]) -> Result<(
     let id = uuid("declaration.id", &d.id)?;
     let member_id = uuid("declaration.member_id", &d.member_id)?;
     let (year, month) = month(&d.month)?;
+    // The dashboard's row has its own version guard, so a replay fills it even where the
+    // ledger's guard (below) already holds this version.
+    let status = d.status();
+    let status_name = api_name(status.as_str_name(), "DECLARATION_STATUS_");
+    if status == ev::DeclarationStatus::Unspecified {
+        return Err(permanent("declaration without a status"));
+    }
+    store::dashboard::upsert_declaration_month(
+        tx,
+        &store::dashboard::DeclarationMonth {
+            id,
+            member_id,
+            year,
+            month,
+            submitted: status != ev::DeclarationStatus::Draft || !d.submitted_at.is_empty(),
+            status: status_name,
+            version: d.version,
+        },
+    )
+    .await
+    .map_err(transient)?;
     if !projection::advance_source(tx, id, "declaration", member_id, d.version)
         .await
         .map_err(transient)?
     {
         return Ok(());
     }
-    let approved = d.status() == ev::DeclarationStatus::Approved;
+    let approved = status == ev::DeclarationStatus::Approved;
     let mut entries = Vec::new();
     if approved {
         for (i, line) in d.lines.iter().enumerate() {

@@ -5,7 +5,8 @@
 
 use crate::store::gradings::AppealRow;
 use crate::usecases::{
-    AppError, ExportedMember, Grading, GradingView, LedgerExport, LedgerView, RuleKind, reasons_of,
+    AppError, DashboardView, ExportedMember, Figures, Grading, GradingView, LedgerExport,
+    LedgerView, RankingView, RuleKind, reasons_of,
 };
 use jifen_platform::auth::{Principal, TokenVerifier};
 use jifen_platform::grpc as status;
@@ -105,6 +106,78 @@ fn org_and_year(org_id: &str, year: i32) -> Result<(Uuid, i32), Status> {
     match org {
         Some(org) if bad.is_empty() => Ok((org, year)),
         _ => Err(status::invalid_argument(bad)),
+    }
+}
+
+/// `org_id` and `month` of a dashboard request, every bad field at once.
+fn org_and_month(org_id: &str, month: &str) -> Result<(Uuid, i32, u32), Status> {
+    let mut bad: Vec<(String, String)> = Vec::new();
+    let org = match org_id.trim() {
+        "" => {
+            bad.push(("org_id".into(), "is required".into()));
+            None
+        }
+        text => Uuid::parse_str(text)
+            .map_err(|_| bad.push(("org_id".into(), "must be a UUID".into())))
+            .ok(),
+    };
+    let period = match crate::usecases::parse_month(month) {
+        Ok(p) => Some(p),
+        Err(AppError::Invalid(v)) => {
+            bad.extend(v.into_iter().map(|f| (f.field, f.message)));
+            None
+        }
+        Err(_) => None,
+    };
+    match (org, period) {
+        (Some(org), Some((year, month))) if bad.is_empty() => Ok((org, year, month)),
+        _ => Err(status::invalid_argument(bad)),
+    }
+}
+
+fn figures_pb(f: Figures) -> pb::DashboardFigures {
+    pb::DashboardFigures {
+        org_id: f.org_id.to_string(),
+        name: f.name,
+        members: i32::try_from(f.members).unwrap_or(i32::MAX),
+        declared: i32::try_from(f.declared).unwrap_or(i32::MAX),
+        participation_permille: f.participation_permille,
+        approved_points: f.points,
+        approved_points_avg: f.points_avg,
+    }
+}
+
+fn dashboard_pb(v: DashboardView) -> pb::Dashboard {
+    let count = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
+    pb::Dashboard {
+        org_id: v.total.org_id.to_string(),
+        org_path: v.org_path,
+        month: format!("{:04}-{:02}", v.year, v.month),
+        grade_distribution: v.grades.map(|g| pb::GradeCounts {
+            excellent: count(g.excellent),
+            qualified: count(g.qualified),
+            basically_qualified: count(g.basically_qualified),
+            unqualified: count(g.unqualified),
+        }),
+        total: Some(figures_pb(v.total)),
+        children: v.children.into_iter().map(figures_pb).collect(),
+    }
+}
+
+fn ranking_pb(org_id: Uuid, v: RankingView) -> pb::Ranking {
+    pb::Ranking {
+        org_id: org_id.to_string(),
+        org_path: v.org_path,
+        year: v.year,
+        items: v
+            .items
+            .into_iter()
+            .map(|r| pb::RankedMember {
+                member_id: r.member_id.to_string(),
+                name: r.name,
+                total: r.total,
+            })
+            .collect(),
     }
 }
 
@@ -311,6 +384,49 @@ impl GradingService for GradingApi {
             .await
             .map_err(to_status)?;
         Ok(Response::new(Box::pin(export_stream(export))))
+    }
+
+    async fn get_dashboard(
+        &self,
+        request: Request<pb::GetDashboardRequest>,
+    ) -> Result<Response<pb::Dashboard>, Status> {
+        let caller = self.caller(&request)?;
+        let r = request.into_inner();
+        let (org, year, month) = org_and_month(&r.org_id, &r.month)?;
+        self.app
+            .dashboard(&caller, org, year, month)
+            .await
+            .map(|v| Response::new(dashboard_pb(v)))
+            .map_err(to_status)
+    }
+
+    async fn get_ranking(
+        &self,
+        request: Request<pb::GetRankingRequest>,
+    ) -> Result<Response<pb::Ranking>, Status> {
+        let caller = self.caller(&request)?;
+        let r = request.into_inner();
+        // Every bad field at once: org_id and year, then limit.
+        let checked = org_and_year(&r.org_id, r.year);
+        let limit = crate::usecases::check_limit(r.limit);
+        let (org, year, limit) = match (checked, limit) {
+            (Ok((org, year)), Ok(limit)) => (org, year, limit),
+            (checked, limit) => {
+                let mut bad: Vec<(String, String)> = Vec::new();
+                if let Err(status) = checked {
+                    bad.extend(status::status_details(&status).1);
+                }
+                if let Err(AppError::Invalid(v)) = limit {
+                    bad.extend(v.into_iter().map(|f| (f.field, f.message)));
+                }
+                return Err(status::invalid_argument(bad));
+            }
+        };
+        self.app
+            .ranking(&caller, org, year, limit)
+            .await
+            .map(|v| Response::new(ranking_pb(org, v)))
+            .map_err(to_status)
     }
 
     async fn get_ledger(

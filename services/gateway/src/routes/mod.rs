@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod branch;
+pub mod dashboard;
 pub mod declarations;
 pub mod evaluations;
 pub mod evidence;
@@ -14,6 +15,7 @@ pub mod grading;
 pub mod health;
 pub mod members;
 pub mod orgs;
+pub mod page;
 pub mod standards;
 
 use crate::extract::BodyLimit;
@@ -118,6 +120,8 @@ pub fn api_with(evidence_max_bytes: usize) -> (Router<AppState>, utoipa::openapi
         // `{id}:decide`: see `grading::appeal_action`.
         .route("/api/v1/appeals/{id}", post(grading::appeal_action))
         .routes(routes!(exports::export_ledger))
+        .routes(routes!(dashboard::get_dashboard))
+        .routes(routes!(dashboard::get_ranking))
         .split_for_parts();
     openapi::add_problem_responses(&mut doc);
     (router, doc)
@@ -142,6 +146,10 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/openapi.json",
             get(openapi::serve).layer(Extension(Document(json))),
         )
+        .route("/dashboard", get(page::redirect))
+        .route("/dashboard/", get(page::page))
+        .route("/dashboard/dashboard.js", get(page::script))
+        .route("/dashboard/dashboard.css", get(page::style))
         .fallback(not_found)
         .layer(
             ServiceBuilder::new()
@@ -200,6 +208,22 @@ mod tests {
                 .iter()
                 .any(|p| p["name"] == "year" && p["in"] == "query")
         );
+        for (path, param) in [
+            ("/api/v1/dashboard/orgs/{id}", "month"),
+            ("/api/v1/dashboard/orgs/{id}/ranking", "year"),
+            ("/api/v1/dashboard/orgs/{id}/ranking", "limit"),
+        ] {
+            let op = &paths[path]["get"];
+            assert!(op["security"].is_array(), "{op}");
+            assert!(
+                op["parameters"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|p| p["name"] == param && p["in"] == "query"),
+                "{path}: {param}"
+            );
+        }
         assert!(
             paths["/api/v1/evidence"]["post"]["requestBody"]["content"]["multipart/form-data"]
                 .is_object()

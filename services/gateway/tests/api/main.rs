@@ -4,6 +4,7 @@
 mod authz;
 mod bad_input;
 mod cross_cutting;
+mod dashboard;
 mod declarations;
 mod evaluations;
 mod evidence;

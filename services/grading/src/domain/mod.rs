@@ -10,7 +10,8 @@
 //!   (step 6) — and the checks used when the branch confirms a grading (step 8);
 //! * [`advice`]: the advice codes of step 7 (probation 预备期, two years below 60, suspected lapse
 //!   under 党章第九条), which never change a grade;
-//! * [`reasons`]: the reason codes left on a proposal.
+//! * [`reasons`]: the reason codes left on a proposal;
+//! * [`dashboard`]: the dashboard's participation rate and mean points (党建看板).
 //!
 //! Grades are 优秀 excellent, 合格 qualified, 基本合格 basically qualified and 不合格 unqualified
 //! ([`Grade`](jifen_standard::Grade), ordered worst to best).
@@ -29,6 +30,7 @@
 //! [`DeciPoints`]: jifen_standard::DeciPoints
 
 pub mod advice;
+pub mod dashboard;
 pub mod grading;
 pub mod ledger;
 pub mod reasons;

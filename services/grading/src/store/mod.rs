@@ -6,8 +6,10 @@
 //! * [`projection`]: what the consumed events build — organizations, members, standards, the
 //!   ledger and quarter results — each guarded by the source aggregate's version;
 //! * [`gradings`]: gradings, members' grades, appeals and the audit trail;
-//! * [`inputs`]: a member's ledger rows, and the streamed grading inputs of a range of branches.
+//! * [`inputs`]: a member's ledger rows, and the streamed grading inputs of a range of branches;
+//! * [`dashboard`]: the declarations' months and the dashboard's set-based sums over a subtree.
 
+pub mod dashboard;
 pub mod gradings;
 pub mod inputs;
 pub mod projection;

@@ -157,6 +157,31 @@ fn appears(m: &inputs_store::AggregatedMember) -> bool {
     m.member.status == "active" || !m.entries.is_empty()
 }
 
+/// Item indexes by unit type, each prepared once per read of a subtree.
+pub(super) type ItemIndexes = HashMap<Option<String>, domain::ledger::ItemIndex>;
+
+/// One member's totals from their packed year, exactly as `GetLedger` computes them
+/// ([`domain::ledger::compute`], the body of [`domain::totals`]), with the item index of their
+/// organization's unit type taken from (or added to) `indexes`.
+pub(super) fn member_totals(
+    standard: &Standard,
+    indexes: &mut ItemIndexes,
+    unit_type: Option<&str>,
+    entries: &[AggregatedEntry],
+    quarters: Vec<crate::store::inputs::QuarterRow>,
+) -> Totals {
+    let index = indexes
+        .entry(unit_type.map(str::to_owned))
+        .or_insert_with(|| domain::ledger::ItemIndex::new(standard, unit_type));
+    let entries: Vec<domain::Entry> = entries
+        .iter()
+        .cloned()
+        .map(inputs::aggregated_entry)
+        .collect();
+    let quarters = inputs::quarters(quarters);
+    domain::ledger::compute(standard, index, &entries, &quarters)
+}
+
 /// Reads the members of the subtree at `path` and sends them in chunks; stops quietly when the
 /// receiver is gone (the caller hung up).
 async fn stream_members(
@@ -170,7 +195,7 @@ async fn stream_members(
 ) -> Result<(), AppError> {
     use futures::StreamExt as _;
     // The item index of each unit type met, prepared once (as grading does per branch).
-    let mut indexes: HashMap<Option<String>, domain::ledger::ItemIndex> = HashMap::new();
+    let mut indexes = ItemIndexes::new();
     let mut rows = std::pin::pin!(inputs_store::aggregated_members_under(pool, path, year));
     let mut chunk = Vec::with_capacity(size);
     while let Some(row) = rows.next().await {
@@ -179,18 +204,13 @@ async fn stream_members(
             continue;
         }
         let org = orgs.get(&row.member.org_id);
-        let unit_type = org.map(|o| o.unit_type.clone());
-        let index = indexes
-            .entry(unit_type.clone())
-            .or_insert_with(|| domain::ledger::ItemIndex::new(standard, unit_type.as_deref()));
-        let entries: Vec<domain::Entry> = row
-            .entries
-            .iter()
-            .cloned()
-            .map(inputs::aggregated_entry)
-            .collect();
-        let quarters = inputs::quarters(row.quarters);
-        let totals = domain::ledger::compute(standard, index, &entries, &quarters);
+        let totals = member_totals(
+            standard,
+            &mut indexes,
+            org.map(|o| o.unit_type.as_str()),
+            &row.entries,
+            row.quarters,
+        );
         chunk.push(ExportedMember {
             org_name: org.map(|o| o.name.clone()).unwrap_or_default(),
             member: row.member,

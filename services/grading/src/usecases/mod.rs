@@ -6,14 +6,18 @@
 //! [`Principal`]; the rules themselves are the pure functions of [`crate::authz`], and the
 //! grading rules those of [`crate::domain`].
 
+mod dashboard;
 mod export;
 mod gradings;
 mod inputs;
 mod ledger;
+mod ranking;
 
+pub use dashboard::{DashboardView, Figures, GradeCounts, parse_month};
 pub use export::{EXPORT_BUFFER, EXPORT_CHUNK, ExportItem, ExportedMember, LedgerExport};
 pub use gradings::{BranchOutcome, GradingView, reasons_of};
 pub use ledger::LedgerView;
+pub use ranking::{DEFAULT_RANKING, MAX_RANKING, Ranked, RankingView, check_limit};
 
 use crate::authz::Decision;
 use jifen_platform::clock::Clock;

@@ -3,7 +3,7 @@
 
 use crate::helpers::*;
 use jifen_grading::batch::{self, Shard};
-use jifen_grading::store::{gradings, projection};
+use jifen_grading::store::{dashboard, gradings, projection};
 use rand::SeedableRng as _;
 use rand::seq::SliceRandom as _;
 
@@ -50,6 +50,24 @@ async fn events_twice_and_shuffled_give_identical_ledgers_and_grades() {
         city.members.len(),
         "every member has entries and four quarters"
     );
+
+    // The dashboard's figures of every month (its own projection of the declarations, with its
+    // own version guard): the same whatever the order, and something was declared.
+    let root = format!("/{}/", city.root);
+    let mut declared = 0;
+    for month in 1..=12 {
+        let mut fa = dashboard::figures_by_child(&once.db, &root, 2026, month)
+            .await
+            .unwrap();
+        let mut fb = dashboard::figures_by_child(&shuffled.db, &root, 2026, month)
+            .await
+            .unwrap();
+        fa.sort_by_key(|f| f.child);
+        fb.sort_by_key(|f| f.child);
+        assert_eq!(fa, fb, "dashboard figures of month {month}");
+        declared += fa.iter().map(|f| f.declared).sum::<i64>();
+    }
+    assert!(declared > 0, "no declaration counted");
 
     // The grades of the whole city.
     let mut progress = |_: u64, _: u64| {};

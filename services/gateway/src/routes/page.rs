@@ -1,0 +1,58 @@
+//! The municipal dashboard web page 党建看板 at `GET /dashboard/`: one static HTML page with its
+//! script and style sheet, embedded in the binary (`include_str!`), in Simplified Chinese, with no
+//! build step and nothing loaded from elsewhere. The page logs in (`POST /api/v1/auth/login`),
+//! starts at the caller's organizations (`GET /api/v1/me`), walks the tree
+//! (`GET /api/v1/orgs/{id}`, `…/children`), and shows the month's dashboard, the children and the
+//! year's ranking; it downloads the ledger export with the bearer token.
+//!
+//! Every answer carries a strict content security policy (self only: no inline script or style,
+//! no other origin, no framing), `x-content-type-options: nosniff` and `cache-control: no-cache`.
+//! The page holds the access token in `sessionStorage` only.
+
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+
+const HTML: &str = include_str!("../page/dashboard.html");
+const SCRIPT: &str = include_str!("../page/dashboard.js");
+const STYLE: &str = include_str!("../page/dashboard.css");
+
+/// The policy of every file of the page.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+     frame-ancestors 'none'";
+
+fn file(body: &'static str, content_type: &'static str) -> Response {
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// `GET /dashboard/`: the page.
+pub async fn page() -> Response {
+    file(HTML, "text/html; charset=utf-8")
+}
+
+/// `GET /dashboard`: to the page (its relative paths need the trailing slash).
+pub async fn redirect() -> axum::response::Redirect {
+    axum::response::Redirect::permanent("/dashboard/")
+}
+
+/// `GET /dashboard/dashboard.js`.
+pub async fn script() -> Response {
+    file(SCRIPT, "text/javascript; charset=utf-8")
+}
+
+/// `GET /dashboard/dashboard.css`.
+pub async fn style() -> Response {
+    file(STYLE, "text/css; charset=utf-8")
+}
