@@ -205,6 +205,34 @@ async fn cached(
     }
 }
 
+/// The answer kept under `key` when the caller manages organization `org` (`hit`), else what
+/// `fetch` answers — the JSON body and the organization's path — kept for the next caller
+/// (`miss`). With the cache turned off (TTL 0), always `fetch`.
+async fn scoped_cache<F, Fut>(
+    state: &AppState,
+    caller: &crate::auth::Caller,
+    org: &str,
+    key: &str,
+    fetch: F,
+) -> Result<Response, Problem>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<u8>, String), Problem>>,
+{
+    let ttl = state.dashboard_cache_ttl().as_secs();
+    let path_key = state.redis_key(&["dashboard", "org-path", org]);
+    if ttl > 0
+        && let Some(body) = cached(state, caller, &path_key, key).await
+    {
+        return Ok(json_answer(body, "hit"));
+    }
+    let (body, path) = fetch().await?;
+    if ttl > 0 {
+        keep(state, &path_key, &path, key, &body, ttl).await;
+    }
+    Ok(json_answer(body, "miss"))
+}
+
 /// Keeps an answer and its organization's path (failures are logged, never answered).
 async fn keep(state: &AppState, path_key: &str, path: &str, key: &str, body: &[u8], ttl: u64) {
     let mut redis = state.redis();
@@ -255,27 +283,23 @@ pub async fn get_dashboard(
     uri: Uri,
 ) -> Result<Response, Problem> {
     let month = month_query(&uri)?;
-    let ttl = state.dashboard_cache_ttl().as_secs();
     let org = org_id.to_string();
-    let path_key = state.redis_key(&["dashboard", "org-path", &org]);
     let key = state.redis_key(&["dashboard", "figures", &org, &month]);
-    if ttl > 0
-        && let Some(body) = cached(&state, &caller, &path_key, &key).await
-    {
-        return Ok(json_answer(body, "hit"));
-    }
-    let answer = state
-        .grading_as(&caller.token)?
-        .get_dashboard(pb::GetDashboardRequest { org_id: org, month })
-        .await?
-        .into_inner();
-    let path = answer.org_path.clone();
-    let body =
-        serde_json::to_vec(&Dashboard::from_proto(answer)).map_err(|e| Problem::internal(&e))?;
-    if ttl > 0 {
-        keep(&state, &path_key, &path, &key, &body, ttl).await;
-    }
-    Ok(json_answer(body, "miss"))
+    scoped_cache(&state, &caller, &org, &key, || async {
+        let answer = state
+            .grading_as(&caller.token)?
+            .get_dashboard(pb::GetDashboardRequest {
+                org_id: org.clone(),
+                month,
+            })
+            .await?
+            .into_inner();
+        let path = answer.org_path.clone();
+        let body = serde_json::to_vec(&Dashboard::from_proto(answer))
+            .map_err(|e| Problem::internal(&e))?;
+        Ok((body, path))
+    })
+    .await
 }
 
 /// One ranked member.
@@ -354,9 +378,7 @@ pub async fn get_ranking(
 ) -> Result<Response, Problem> {
     let year = crate::routes::grading::year_query(&uri)?;
     let limit = limit_query(&uri)?;
-    let ttl = state.dashboard_cache_ttl().as_secs();
     let org = org_id.to_string();
-    let path_key = state.redis_key(&["dashboard", "org-path", &org]);
     let key = state.redis_key(&[
         "dashboard",
         "ranking",
@@ -364,36 +386,31 @@ pub async fn get_ranking(
         &year.to_string(),
         &limit.to_string(),
     ]);
-    if ttl > 0
-        && let Some(body) = cached(&state, &caller, &path_key, &key).await
-    {
-        return Ok(json_answer(body, "hit"));
-    }
-    let answer = state
-        .grading_as(&caller.token)?
-        .get_ranking(pb::GetRankingRequest {
-            org_id: org,
-            year,
-            limit,
-        })
-        .await?
-        .into_inner();
-    let ranking = Ranking {
-        items: answer
-            .items
-            .into_iter()
-            .map(|r| RankedMember {
-                member_id: uuid(&r.member_id),
-                name: r.name,
-                total: Points(r.total),
+    scoped_cache(&state, &caller, &org, &key, || async {
+        let answer = state
+            .grading_as(&caller.token)?
+            .get_ranking(pb::GetRankingRequest {
+                org_id: org.clone(),
+                year,
+                limit,
             })
-            .collect(),
-    };
-    let body = serde_json::to_vec(&ranking).map_err(|e| Problem::internal(&e))?;
-    if ttl > 0 {
-        keep(&state, &path_key, &answer.org_path, &key, &body, ttl).await;
-    }
-    Ok(json_answer(body, "miss"))
+            .await?
+            .into_inner();
+        let ranking = Ranking {
+            items: answer
+                .items
+                .into_iter()
+                .map(|r| RankedMember {
+                    member_id: uuid(&r.member_id),
+                    name: r.name,
+                    total: Points(r.total),
+                })
+                .collect(),
+        };
+        let body = serde_json::to_vec(&ranking).map_err(|e| Problem::internal(&e))?;
+        Ok((body, answer.org_path))
+    })
+    .await
 }
 
 #[cfg(test)]
