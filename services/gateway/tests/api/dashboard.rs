@@ -7,7 +7,7 @@
 use crate::helpers::{
     MONTH, PROJECTION_DEADLINE, TestApp, assert_keys, assert_problem, spawn_app, spawn_app_with,
 };
-use crate::support::{Branch, Person, branch, grant, person};
+use crate::support::{Branch, Person, branch, record, staffed};
 use reqwest::StatusCode;
 use sea_orm::ConnectionTrait as _;
 use serde_json::{Value, json};
@@ -82,48 +82,13 @@ async fn review(app: &TestApp, secretary: &Person, id: &str, body: Value) {
     .await;
 }
 
-async fn record(app: &TestApp, branch_id: &str, token: &str, month: &str, entries: Value) {
-    let (status, body) = app
-        .post(
-            &format!("/api/v1/orgs/{branch_id}/branch-records"),
-            Some(token),
-            &json!({"month": month, "entries": entries}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-}
-
 /// A second branch under `b`'s committee, with its secretary and `n` members.
 async fn sibling(app: &TestApp, b: &Branch, label: &str, n: usize) -> Branch {
     let org = app
         .org(&b.committee_id, &format!("{label} 党支部"), "branch")
         .await;
     let branch_id = org["id"].as_str().unwrap().to_owned();
-    let mut secretary = person(app, &branch_id, label, "sec", "书记").await;
-    grant(app, &mut secretary, &branch_id, "secretary").await;
-    let mut members = Vec::new();
-    for i in 0..n {
-        members.push(
-            person(
-                app,
-                &branch_id,
-                label,
-                &format!("m{i}"),
-                &format!("党员{i}"),
-            )
-            .await,
-        );
-    }
-    for p in members.iter().chain(std::iter::once(&secretary)) {
-        app.wait_member(&p.id).await;
-    }
-    app.wait_org(&branch_id).await;
-    Branch {
-        committee_id: b.committee_id.clone(),
-        branch_id,
-        secretary,
-        members,
-    }
+    staffed(app, b.committee_id.clone(), branch_id, label, n).await
 }
 
 /// Waits until the grading projection holds `n` declarations of [`MONTH`] submitted at least

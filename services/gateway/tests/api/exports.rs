@@ -4,10 +4,10 @@
 //! numbers written here), and every refusal is checked.
 #![allow(clippy::unwrap_used)]
 use crate::helpers::{MONTH, TestApp, assert_problem, spawn_app};
-use crate::support::{Person, branch};
+use crate::support::{Person, branch, record};
 use calamine::{Data, Reader as _, Xlsx};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 
 const YEAR: i32 = 2026;
@@ -187,18 +187,6 @@ async fn check_workbook(
             );
         }
     }
-}
-
-/// Records branch-side points in the month open on the clock.
-async fn record(app: &TestApp, branch_id: &str, token: &str, month: &str, entries: Value) {
-    let (status, body) = app
-        .post(
-            &format!("/api/v1/orgs/{branch_id}/branch-records"),
-            Some(token),
-            &json!({"month": month, "entries": entries}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

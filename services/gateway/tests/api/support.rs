@@ -67,6 +67,18 @@ pub async fn branch_of(app: &TestApp, label: &str, n: usize, unit_type: &str) ->
         .await;
     assert_eq!(status, StatusCode::CREATED, "{branch}");
     let branch_id = branch["id"].as_str().unwrap().to_owned();
+    staffed(app, committee_id, branch_id, label, n).await
+}
+
+/// Staffs the branch `branch_id` (under `committee_id`): its secretary and `n` members, logged
+/// in, and waits until the declarations service's replica has them all.
+pub async fn staffed(
+    app: &TestApp,
+    committee_id: String,
+    branch_id: String,
+    label: &str,
+    n: usize,
+) -> Branch {
     let mut secretary = person(app, &branch_id, label, "sec", "书记").await;
     grant(app, &mut secretary, &branch_id, "secretary").await;
     let mut members = Vec::with_capacity(n);
@@ -93,6 +105,18 @@ pub async fn branch_of(app: &TestApp, label: &str, n: usize, unit_type: &str) ->
         secretary,
         members,
     }
+}
+
+/// Records branch-side points (`entries`) of `month` in the branch as `token`; 201 expected.
+pub async fn record(app: &TestApp, branch_id: &str, token: &str, month: &str, entries: Value) {
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/orgs/{branch_id}/branch-records"),
+            Some(token),
+            &json!({"month": month, "entries": entries}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
 }
 
 /// A `government_organ` branch.
