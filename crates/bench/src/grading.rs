@@ -103,8 +103,8 @@ async fn seed(db: &DatabaseConnection, members: u64) -> anyhow::Result<()> {
     exec(
         db,
         &format!(
-            "INSERT INTO quarter_results (member_id, round_id, year, quarter, closed_at, score, ballots, poor_ballots, valid) \
-             SELECT {member}, {}, 2026, q, '2026-12-28T00:00:00Z', 800 + (i % 200), 8, i % 3, true \
+            "INSERT INTO quarter_results (member_id, round_id, year, quarter, closed_at, score, ballots, poor_ballots, valid, score_total) \
+             SELECT {member}, {}, 2026, q, '2026-12-28T00:00:00Z', 800 + (i % 200), 8, i % 3, true, 8 * (800 + (i % 200)) - (i % 5) \
              FROM generate_series(0, {}) i, generate_series(1, 4) q",
             uuid_sql("00000004", &format!("(i / {MEMBERS_PER_BRANCH}) * 4 + q")),
             members - 1
@@ -121,7 +121,7 @@ async fn seed(db: &DatabaseConnection, members: u64) -> anyhow::Result<()> {
           item_code), '' ORDER BY ref, line) AS entries \
           FROM ledger_entries WHERE year = 2026 GROUP BY member_id) e JOIN \
          (SELECT member_id, string_agg(member_year_quarter(quarter, closed_at, round_id, score, \
-          ballots, poor_ballots, valid), '' ORDER BY round_id) AS quarters \
+          ballots, poor_ballots, valid, score_total), '' ORDER BY round_id) AS quarters \
           FROM quarter_results WHERE year = 2026 GROUP BY member_id) q USING (member_id)",
     )
     .await?;

@@ -7,6 +7,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261130_000300_grading;
 mod m20261201_000100_dashboard;
+mod m20261203_000100_exact_quarters;
 
 /// Migrator of the `jifen_grading` database.
 pub struct GradingMigrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for GradingMigrator {
         let mut migrations = jifen_eventbus::migration::all();
         migrations.push(Box::new(m20261130_000300_grading::Migration));
         migrations.push(Box::new(m20261201_000100_dashboard::Migration));
+        migrations.push(Box::new(m20261203_000100_exact_quarters::Migration));
         migrations
     }
 }

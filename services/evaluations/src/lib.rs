@@ -211,6 +211,25 @@ pub struct Application {
     ops_addr: SocketAddr,
 }
 
+/// `jifen-evaluations republish-rounds`: stages every closed round of `year` (under `org_id`,
+/// or everywhere) again in the outbox; a running evaluations service's relay publishes them.
+/// Answers how many rounds were staged.
+pub async fn republish_rounds(
+    settings: &Settings,
+    year: i32,
+    org_id: Option<uuid::Uuid>,
+) -> anyhow::Result<usize> {
+    let hasher = crypto::CodeHasher::new(settings.code_key.expose_secret())
+        .map_err(|e| anyhow::anyhow!("JIFEN_EVALUATIONS_CODE_KEY: {e}"))?;
+    let db = migrate(&settings.database_url, &settings.database_name).await?;
+    let staged = usecases::Evaluations::new(db.clone(), hasher)
+        .republish_rounds(year, org_id)
+        .await
+        .map_err(|e| anyhow::anyhow!("republishing the closed rounds of {year}: {e}"))?;
+    db.close().await?;
+    Ok(staged)
+}
+
 impl Application {
     /// Ensures the database and its schema, declares the consumers' queues (so that events
     /// published from now on reach them) and binds both listeners.

@@ -1,4 +1,4 @@
-//! `jifen-evaluations`: serve (default) or `migrate` and exit.
+//! `jifen-evaluations`: serve (default), `migrate` and exit, or `republish-rounds`.
 
 use clap::{Parser, Subcommand};
 
@@ -23,6 +23,16 @@ enum Command {
     Serve,
     /// Create the database if needed, apply pending migrations, and exit.
     Migrate,
+    /// Stage every closed round of a year again as `evaluations.round.closed.v1` (same state,
+    /// same version), for a consumer whose projection predates a field or the rounds; the
+    /// running service's relay publishes them.
+    RepublishRounds {
+        #[arg(long)]
+        year: i32,
+        /// The organization whose subtree's rounds are republished (default: every round).
+        #[arg(long)]
+        org: Option<uuid::Uuid>,
+    },
 }
 
 #[tokio::main]
@@ -42,6 +52,13 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let settings = jifen_evaluations::Settings::from_env()?;
+    if let Some(Command::RepublishRounds { year, org }) = cli.command {
+        let guard = jifen_platform::telemetry::init(jifen_evaluations::SERVICE_NAME, None)?;
+        let staged = jifen_evaluations::republish_rounds(&settings, year, org).await?;
+        println!("staged {staged} closed rounds of {year}");
+        guard.shutdown().await;
+        return Ok(());
+    }
     let guard = jifen_platform::telemetry::init(
         jifen_evaluations::SERVICE_NAME,
         settings.otlp_endpoint.as_deref(),

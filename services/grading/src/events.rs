@@ -318,6 +318,7 @@ async fn apply_round(tx: &DatabaseTransaction, payload: &[u8]) -> Result<(), Han
             Ok(projection::NewQuarterResult {
                 member_id: uuid("results.member_id", &m.member_id)?,
                 score: m.score,
+                score_total: (m.ballots > 0).then_some(m.score_total),
                 ballots: m.ballots,
                 poor_ballots: m.poor_ballots,
                 valid: m.valid,

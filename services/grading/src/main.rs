@@ -37,8 +37,9 @@ enum Command {
         #[arg(long)]
         shard: Option<jifen_grading::batch::Shard>,
     },
-    /// Compare the ledger projection of a year with the declarations service's own records;
-    /// exit status 1 on any difference.
+    /// Compare the ledger projection of a year with the declarations service's own records, and
+    /// the quarter results with the evaluations service's closed rounds; exit status 1 on any
+    /// difference.
     Reconcile {
         #[arg(long)]
         year: i32,
@@ -160,7 +161,14 @@ async fn reconcile(year: i32, org: Option<uuid::Uuid>) -> anyhow::Result<bool> {
         std::path::Path::new(&core.jwt_keys_dir),
         &jifen_platform::settings::var_or("JIFEN_JWT_SIGNING_KID", "dev"),
     )?;
-    let url = jifen_platform::settings::var_or("JIFEN_DECLARATIONS_URL", "http://127.0.0.1:50052");
+    let declarations =
+        jifen_platform::settings::var_or("JIFEN_DECLARATIONS_URL", "http://127.0.0.1:50052");
+    let evaluations =
+        jifen_platform::settings::var_or("JIFEN_EVALUATIONS_URL", "http://127.0.0.1:50053");
+    let sources = jifen_grading::reconcile::Sources {
+        declarations: &declarations,
+        evaluations: &evaluations,
+    };
     let orgs = match org {
         Some(id) => vec![id],
         None => jifen_grading::store::projection::roots(&db).await?,
@@ -168,19 +176,27 @@ async fn reconcile(year: i32, org: Option<uuid::Uuid>) -> anyhow::Result<bool> {
     let grading = jifen_grading::usecases::Grading::new(db, jifen_platform::clock::Clock::system());
     let mut clean = true;
     for org in orgs {
-        let outcome = jifen_grading::reconcile::run(&grading, &url, &signer, org, year).await?;
+        let outcome = jifen_grading::reconcile::run(&grading, &sources, &signer, org, year).await?;
+        clean &= outcome.is_clean();
         for d in &outcome.differences {
-            clean = false;
             println!(
                 "DIFFERENCE member {}: projection (base, bonus, deductions) {:?} vs truth {:?}; missing {:?}; extra {:?}",
                 d.member_id, d.totals.0, d.totals.1, d.missing, d.extra
             );
         }
+        for d in &outcome.quarter_differences {
+            println!(
+                "QUARTER DIFFERENCE member {} round {}: projection {:?} vs evaluations {:?}",
+                d.member_id, d.round_id, d.projection, d.truth
+            );
+        }
         println!(
-            "reconciled {year} under {org}: {} members, {} entries, {} differences",
+            "reconciled {year} under {org}: {} members, {} entries, {} differences; {} quarter results, {} quarter differences",
             outcome.members,
             outcome.entries,
-            outcome.differences.len()
+            outcome.differences.len(),
+            outcome.quarters,
+            outcome.quarter_differences.len()
         );
     }
     guard.shutdown().await;

@@ -148,6 +148,27 @@ pub async fn list_by_org(
     .await
 }
 
+/// Closed rounds of `year` whose branch path starts with `path` (every one when `None`), by
+/// quarter and id.
+pub async fn closed_of_year(
+    conn: &impl ConnectionTrait,
+    year: i32,
+    path: Option<&str>,
+) -> Result<Vec<RoundRow>, DbErr> {
+    RoundRow::find_by_statement(stmt(
+        format!(
+            "SELECT {COLUMNS} FROM rounds WHERE status = 'closed' AND quarter LIKE $1 \
+             AND ($2::text IS NULL OR starts_with(org_path, $2)) ORDER BY quarter, id"
+        ),
+        [
+            format!("{year:04}-Q_").into(),
+            path.map(str::to_owned).into(),
+        ],
+    ))
+    .all(conn)
+    .await
+}
+
 /// Ids of open rounds whose closing instant is at or before `now`.
 pub async fn due(
     conn: &impl ConnectionTrait,

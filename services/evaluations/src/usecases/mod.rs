@@ -5,6 +5,7 @@
 //! Authorization runs here on every call (defense in depth), from the caller's verified
 //! [`Principal`]; the rules themselves are the pure functions of [`crate::domain::authz`].
 
+mod republish;
 mod rounds;
 mod voting;
 

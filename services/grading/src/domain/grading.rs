@@ -548,7 +548,7 @@ mod tests {
     #[test]
     fn a_poor_share_of_exactly_a_third_does_not_block_excellent() {
         let mut m = member_scoring(1, 900);
-        m.quarters[0].ballots = 9;
+        set_ballots(&mut m.quarters[0], 9);
         m.quarters[0].poor_ballots = 3;
         let p = in_branch_of_three(m);
         assert_eq!(p.grade, Grade::Excellent);
@@ -558,14 +558,14 @@ mod tests {
     #[test]
     fn a_poor_share_above_a_third_blocks_excellent() {
         let mut m = member_scoring(1, 900);
-        m.quarters[0].ballots = 9;
+        set_ballots(&mut m.quarters[0], 9);
         m.quarters[0].poor_ballots = 4;
         let p = in_branch_of_three(m);
         assert_eq!(p.grade, Grade::Qualified);
         assert_eq!(grade_reasons(&p), ["poor_mass_rating"]);
         // A qualified member with the same quarter keeps the grade and the reason.
         let mut m = member_scoring(1, 800);
-        m.quarters[0].ballots = 9;
+        set_ballots(&mut m.quarters[0], 9);
         m.quarters[0].poor_ballots = 4;
         let p = alone(m);
         assert_eq!(p.grade, Grade::Qualified);
@@ -576,7 +576,7 @@ mod tests {
     fn a_poor_share_in_a_quarter_that_does_not_count_is_ignored() {
         let mut m = member_scoring(1, 900);
         let mut thin = quarter(2, 0);
-        thin.ballots = 3;
+        set_ballots(&mut thin, 3);
         thin.poor_ballots = 3;
         thin.valid = false;
         m.quarters.push(thin);

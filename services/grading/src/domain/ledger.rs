@@ -18,14 +18,19 @@
 //!   a deduction item's yearly sum is clamped at 0 from above (a deduction never adds points);
 //!   caps on deduction items are ignored (RULES.md: no cap); veto items carry no points;
 //! * a veto or `grade_cap` item counts when it has at least one entry, whatever its points;
-//! * a quarter counts for the evaluation when `valid` is true **and** it has a `score`; a score
+//! * a quarter's score is its **exact** mean (RULES.md §4): the sum of its ballots' rating scores
+//!   over their number ([`QuarterResult::exact_score`]), e.g. 4000/6 tenths; the 0.1-point
+//!   `score` is for display only and counts just for a record that has no exact sum (a
+//!   projection row from before the sums were kept, until the rounds are republished);
+//! * a quarter counts for the evaluation when `valid` is true **and** it has a score; a score
 //!   outside 0–100 points is clamped into it; quarters outside 1–4 are ignored; when a quarter
 //!   appears more than once (a caller bug) the record with the most ballots is used (ties: valid
 //!   before not valid, then the higher score, then more poor ballots), so the choice never
 //!   depends on the order of `quarters`;
-//! * evaluation = round_half_up(S × W / (n × 1000)) tenths, S = Σ of the counted scores in
-//!   tenths, n = their number, W = `weight` in tenths: the mean score × weight / 100, rounded half
-//!   up to 0.1 point once, at the end;
+//! * evaluation = round_half_up((Σ tᵢ/bᵢ) × W / (n × 1000)) tenths, tᵢ/bᵢ the counted quarters'
+//!   exact scores in tenths, n their number, W = `weight` in tenths: the mean score × weight /
+//!   100, rounded half up to 0.1 point **once, at the end** (RULES.md §5 step 4), computed in
+//!   integers over the common denominator (`i128`, and big integers should that overflow);
 //! * intermediate sums are `i64`; amounts are converted back to [`DeciPoints`] saturating at the
 //!   `i32` range (only deductions could get there, and only with absurd input).
 
@@ -72,8 +77,12 @@ pub struct Entry {
 pub struct QuarterResult {
     /// Quarter of the year, 1–4 (others are ignored).
     pub quarter: u32,
-    /// Mean score, 0–100 points; `None` without ballots.
+    /// Mean score rounded half up to 0.1 point, 0–100 points, for display; `None` without
+    /// ballots. Enters the evaluation only when `score_total` is unknown.
     pub score: Option<DeciPoints>,
+    /// Sum of the ballots' rating scores in tenths: the exact mean is `score_total / ballots`.
+    /// `None` when the record predates the exact sums (see [`QuarterResult::exact_score`]).
+    pub score_total: Option<i64>,
     /// Ballots that rated the member.
     pub ballots: u32,
     /// Of those, ratings `poor` (差).
@@ -85,12 +94,31 @@ pub struct QuarterResult {
 impl QuarterResult {
     /// Whether the quarter counts: valid and with a score.
     pub fn counts(&self) -> bool {
-        self.valid && self.score.is_some()
+        self.valid && self.exact_score().is_some()
+    }
+
+    /// The mean score as the exact fraction `(numerator, denominator)` of tenths, clamped into
+    /// 0–100 points: `score_total / ballots` when both are known (`ballots > 0`), else the
+    /// rounded `score` over 1 (an old record), else `None` (no ballots).
+    pub fn exact_score(&self) -> Option<(i64, u32)> {
+        let (numerator, denominator) = match (self.score_total, self.ballots, self.score) {
+            (Some(total), ballots @ 1.., _) => (total, ballots),
+            (_, _, Some(score)) => (tenths(score), 1),
+            _ => return None,
+        };
+        let most = MAX_SCORE_TENTHS.saturating_mul(i64::from(denominator));
+        Some((numerator.clamp(0, most), denominator))
     }
 
     /// The preference among duplicate records of one quarter (greatest wins).
-    fn preference(&self) -> (u32, bool, Option<DeciPoints>, u32) {
-        (self.ballots, self.valid, self.score, self.poor_ballots)
+    fn preference(&self) -> (u32, bool, Option<DeciPoints>, u32, Option<i64>) {
+        (
+            self.ballots,
+            self.valid,
+            self.score,
+            self.poor_ballots,
+            self.score_total,
+        )
     }
 }
 
@@ -232,24 +260,107 @@ pub(crate) fn effective_quarters(quarters: &[QuarterResult]) -> Vec<QuarterResul
 
 /// The evaluation points in tenths and whether no quarter counted.
 fn evaluation(standard: &Standard, quarters: &[QuarterResult]) -> (i64, bool) {
-    let scores: Vec<i64> = effective_quarters(quarters)
+    let scores: Vec<(i64, u32)> = effective_quarters(quarters)
         .iter()
         .filter(|q| q.valid)
-        .filter_map(|q| q.score)
-        .map(|score| tenths(score).clamp(0, MAX_SCORE_TENTHS))
+        .filter_map(QuarterResult::exact_score)
         .collect();
     if scores.is_empty() {
         return (0, true);
     }
-    let sum: i64 = scores.iter().sum();
-    let n = i64::try_from(scores.len()).unwrap_or(i64::MAX);
     let weight = tenths(standard.evaluation().weight).max(0);
-    (round_half_up(sum * weight, n * MAX_SCORE_TENTHS), false)
+    (exact::mean_times_weight(&scores, weight), false)
 }
 
-/// `numerator / denominator` rounded half up, for `numerator ≥ 0` and `denominator > 0`.
-pub(crate) fn round_half_up(numerator: i64, denominator: i64) -> i64 {
-    (2 * numerator + denominator) / (2 * denominator)
+/// The evaluation's one rounding, in exact integers.
+mod exact {
+    use num_bigint::BigInt;
+    use num_integer::Integer as _;
+
+    use super::MAX_SCORE_TENTHS;
+
+    /// round_half_up((Σ tᵢ/bᵢ) × `weight` / (n × 1000)) for the `n` exact scores tᵢ/bᵢ in tenths
+    /// (0 ≤ tᵢ ≤ 1000 bᵢ, bᵢ ≥ 1, n ≥ 1) and `weight` ≥ 0 in tenths: the mean score (tenths)
+    /// times the weight over 100 points (1000 tenths). At most `weight`.
+    pub(super) fn mean_times_weight(scores: &[(i64, u32)], weight: i64) -> i64 {
+        small(scores, weight).unwrap_or_else(|| big(scores, weight))
+    }
+
+    /// The usual case: over the least common denominator in `i128`; `None` on overflow (only
+    /// with ballot counts in the millions that are pairwise coprime).
+    fn small(scores: &[(i64, u32)], weight: i64) -> Option<i64> {
+        let mut denominator: i128 = 1;
+        for &(_, ballots) in scores {
+            let b = i128::from(ballots);
+            denominator = (denominator / denominator.gcd(&b)).checked_mul(b)?;
+        }
+        let mut numerator: i128 = 0;
+        for &(total, ballots) in scores {
+            let share = i128::from(total).checked_mul(denominator / i128::from(ballots))?;
+            numerator = numerator.checked_add(share)?;
+        }
+        let n = i128::try_from(scores.len()).ok()?;
+        let numerator = numerator.checked_mul(i128::from(weight))?;
+        let denominator = n
+            .checked_mul(i128::from(MAX_SCORE_TENTHS))?
+            .checked_mul(denominator)?;
+        // Half up: ⌊(2a + b) / 2b⌋ for a ≥ 0, b > 0.
+        let rounded =
+            numerator.checked_mul(2)?.checked_add(denominator)? / denominator.checked_mul(2)?;
+        i64::try_from(rounded).ok()
+    }
+
+    /// The same computation in big integers, over the product of the ballot counts.
+    fn big(scores: &[(i64, u32)], weight: i64) -> i64 {
+        let denominator: BigInt = scores.iter().map(|&(_, b)| BigInt::from(b)).product();
+        let numerator: BigInt = scores
+            .iter()
+            .map(|&(total, b)| BigInt::from(total) * (&denominator / BigInt::from(b)))
+            .sum();
+        let numerator = numerator * weight;
+        let denominator = denominator * (BigInt::from(scores.len()) * MAX_SCORE_TENTHS);
+        let rounded = (numerator * 2 + &denominator) / (denominator * 2);
+        // At most `weight` (every tᵢ/bᵢ ≤ 1000), so it fits; `weight` is the bound if not.
+        i64::try_from(rounded).unwrap_or(weight)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn both_paths_agree_where_both_apply() {
+            let cases: [&[(i64, u32)]; 4] = [
+                &[(460, 5), (460, 5), (4000, 6), (6600, 7)],
+                &[(853, 1), (867, 1)],
+                &[(0, 3)],
+                &[(7_000_000_000, 9_999_991), (5, 1), (1234, 7)],
+            ];
+            for scores in cases {
+                for weight in [0, 200, 150, 1000] {
+                    assert_eq!(
+                        small(scores, weight),
+                        Some(big(scores, weight)),
+                        "{scores:?}"
+                    );
+                }
+            }
+        }
+
+        #[test]
+        fn coprime_ballot_counts_in_the_billions_take_the_big_path() {
+            // Four large primes: their product overflows i128 once scaled by the weight.
+            let scores = [
+                (4_294_967_291 * 1000, 4_294_967_291_u32),
+                (4_294_967_279 * 999, 4_294_967_279),
+                (0, 4_294_967_231),
+                (4_294_967_197 * 500, 4_294_967_197),
+            ];
+            assert_eq!(small(&scores, 200), None);
+            // (100 + 99.9 + 0 + 50) / 4 = 62.475 → × 20 / 100 = 12.495 → 12.5.
+            assert_eq!(big(&scores, 200), 125);
+        }
+    }
 }
 
 /// Steps 1–5 with a prepared item index (shared by every member of a branch).
@@ -511,7 +622,7 @@ mod tests {
         let mut thin = quarter(2, 0);
         thin.valid = false;
         let mut no_score = quarter(3, 0);
-        no_score.score = None;
+        unscored(&mut no_score);
         let quarters = [quarter(1, 900), thin, no_score];
         let totals = totals(&s, None, &[], &quarters);
         assert_eq!(totals.evaluation, t(180));
@@ -526,7 +637,7 @@ mod tests {
         let mut thin = quarter(1, 1000);
         thin.valid = false;
         let mut no_score = quarter(2, 1000);
-        no_score.score = None;
+        unscored(&mut no_score);
         let invalid = totals(&s, None, &full_base(), &[thin, no_score]);
         assert_eq!(
             (invalid.evaluation, invalid.no_valid_evaluation),
@@ -539,9 +650,9 @@ mod tests {
     fn a_duplicated_quarter_uses_the_record_with_most_ballots_in_any_order() {
         let s = standard();
         let mut small = quarter(1, 600);
-        small.ballots = 5;
+        set_ballots(&mut small, 5);
         let mut large = quarter(1, 900);
-        large.ballots = 8;
+        set_ballots(&mut large, 8);
         let one = totals(&s, None, &[], &[small, large]);
         let other = totals(&s, None, &[], &[large, small]);
         assert_eq!(one, other);

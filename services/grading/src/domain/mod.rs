@@ -36,6 +36,8 @@ pub mod ledger;
 pub mod reasons;
 
 #[cfg(test)]
+mod exactness;
+#[cfg(test)]
 mod properties;
 #[cfg(test)]
 mod test_support;

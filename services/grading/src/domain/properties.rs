@@ -78,6 +78,10 @@ fn arb_quarter() -> impl Strategy<Value = QuarterResult> {
         .prop_map(|(quarter, score, ballots, poor, valid)| QuarterResult {
             quarter,
             score: score.map(DeciPoints::from_tenths),
+            // An exact sum near the shown mean, or none (an old projection row).
+            score_total: score
+                .filter(|_| ballots > 0 && quarter % 2 == 1)
+                .map(|s| i64::from(s) * i64::from(ballots) + i64::from(poor % 3) - 1),
             ballots,
             poor_ballots: poor.min(ballots),
             valid,

@@ -73,15 +73,31 @@ pub(crate) fn full_base() -> Vec<Entry> {
     full_items(&codes)
 }
 
-/// A valid quarter `q` with mean score `score` tenths, 10 ballots and no poor one.
+/// A valid quarter `q` with mean score `score` tenths (exactly: 10 ballots summing to 10 ×
+/// `score`) and no poor ballot.
 pub(crate) fn quarter(q: u32, score: i32) -> QuarterResult {
     QuarterResult {
         quarter: q,
         score: Some(DeciPoints::from_tenths(score)),
+        score_total: Some(i64::from(score) * 10),
         ballots: 10,
         poor_ballots: 0,
         valid: true,
     }
+}
+
+/// Gives `quarter` `ballots` ballots with the same exact mean.
+pub(crate) fn set_ballots(quarter: &mut QuarterResult, ballots: u32) {
+    let mean = quarter.score.map_or(0, |s| i64::from(s.tenths()));
+    quarter.ballots = ballots;
+    quarter.score_total = Some(mean * i64::from(ballots));
+}
+
+/// Takes the scores away from `quarter`, as a quarter without ballots has none.
+pub(crate) fn unscored(quarter: &mut QuarterResult) {
+    quarter.score = None;
+    quarter.score_total = None;
+    quarter.ballots = 0;
 }
 
 /// Totals of `entries` without quarters and without unit type.

@@ -32,12 +32,14 @@ pub struct QuarterRow {
     pub ballots: i32,
     pub poor_ballots: i32,
     pub valid: bool,
+    /// Sum of the rating scores in tenths; `None` for a row from before the sums were kept.
+    pub score_total: Option<i64>,
 }
 
 const ENTRY_COLUMNS: &str =
     "member_id, month, source, ref AS reference, line, item_code, points, note";
 const QUARTER_COLUMNS: &str =
-    "member_id, round_id, quarter, closed_at, score, ballots, poor_ballots, valid";
+    "member_id, round_id, quarter, closed_at, score, ballots, poor_ballots, valid, score_total";
 
 /// The ledger entries of `year` of every member under `path`, in a stable order.
 pub async fn entries_under(
@@ -69,6 +71,25 @@ pub async fn entries_of(
              ORDER BY month, source, ref, line"
         ),
         [member_id.into(), year.into()],
+    ))
+    .all(conn)
+    .await
+}
+
+/// The quarter results of `year` of the rounds of every branch under `path`.
+pub async fn quarters_under(
+    conn: &impl ConnectionTrait,
+    path: &str,
+    year: i32,
+) -> Result<Vec<QuarterRow>, DbErr> {
+    let pattern = subtree_pattern(path)?;
+    QuarterRow::find_by_statement(stmt(
+        format!(
+            "SELECT {QUARTER_COLUMNS} FROM quarter_results WHERE year = $1 AND round_id IN \
+             (SELECT r.id FROM rounds r JOIN organizations o ON o.id = r.org_id \
+              WHERE o.path LIKE {pattern})"
+        ),
+        [year.into()],
     ))
     .all(conn)
     .await
@@ -293,9 +314,10 @@ fn unpack_entries(bytes: &[u8], codes: &mut Codes) -> Result<Vec<AggregatedEntry
 }
 
 /// The quarter results packed by `member_year_quarter`: quarter, closing instant (µs since the
-/// Unix epoch), round, score (a presence flag, then the score), ballots, poor ballots, valid.
+/// Unix epoch), round, score (a presence flag, then the score), ballots, poor ballots, valid,
+/// score total (a presence flag, then the sum).
 fn unpack_quarters(bytes: &[u8], member_id: Uuid) -> Result<Vec<QuarterRow>, sqlx::Error> {
-    let mut quarters = Vec::with_capacity(bytes.len() / 40);
+    let mut quarters = Vec::with_capacity(bytes.len() / 49);
     let mut packed = Packed(bytes);
     while !packed.is_empty() {
         let quarter = packed.i16()?;
@@ -304,15 +326,21 @@ fn unpack_quarters(bytes: &[u8], member_id: Uuid) -> Result<Vec<QuarterRow>, sql
         let round_id = Uuid::from_bytes(packed.array()?);
         let scored = packed.bool()?;
         let score = packed.i32()?;
+        let ballots = packed.i32()?;
+        let poor_ballots = packed.i32()?;
+        let valid = packed.bool()?;
+        let summed = packed.bool()?;
+        let score_total = packed.i64()?;
         quarters.push(QuarterRow {
             member_id,
             round_id,
             quarter,
             closed_at,
             score: scored.then_some(score),
-            ballots: packed.i32()?,
-            poor_ballots: packed.i32()?,
-            valid: packed.bool()?,
+            ballots,
+            poor_ballots,
+            valid,
+            score_total: summed.then_some(score_total),
         });
     }
     Ok(quarters)
@@ -359,7 +387,7 @@ mod tests {
             .expect("a valid instant")
             .with_timezone(&Utc);
         let mut bytes = Vec::new();
-        for (score, valid) in [(Some(845_i32), true), (None, false)] {
+        for (score, valid, total) in [(Some(845_i32), true, Some(6760_i64)), (None, false, None)] {
             bytes.extend(2i16.to_be_bytes());
             bytes.extend(closed_at.timestamp_micros().to_be_bytes());
             bytes.extend(round.as_bytes());
@@ -368,10 +396,12 @@ mod tests {
             bytes.extend(8i32.to_be_bytes());
             bytes.extend(1i32.to_be_bytes());
             bytes.push(u8::from(valid));
+            bytes.push(u8::from(total.is_some()));
+            bytes.extend(total.unwrap_or(0).to_be_bytes());
         }
-        assert_eq!(bytes.len(), 80);
+        assert_eq!(bytes.len(), 98);
         let quarters = unpack_quarters(&bytes, member).expect("well formed");
-        let expected = |score, valid| QuarterRow {
+        let expected = |score, valid, score_total| QuarterRow {
             member_id: member,
             round_id: round,
             quarter: 2,
@@ -380,11 +410,15 @@ mod tests {
             ballots: 8,
             poor_ballots: 1,
             valid,
+            score_total,
         };
         assert_eq!(
             quarters,
-            vec![expected(Some(845), true), expected(None, false)]
+            vec![
+                expected(Some(845), true, Some(6760)),
+                expected(None, false, None)
+            ]
         );
-        assert!(unpack_quarters(&bytes[..79], member).is_err());
+        assert!(unpack_quarters(&bytes[..97], member).is_err());
     }
 }

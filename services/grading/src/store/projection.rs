@@ -311,7 +311,10 @@ async fn insert_entries(
     Ok(())
 }
 
-/// Records `version` of round `id`; answers whether it is newer than the one held.
+/// Records `version` of round `id`; answers whether it is the one held or newer. An event of
+/// the version held carries the state already applied, so applying it again changes nothing
+/// but what an older projection did not keep (the exact sums, filled by a republication of the
+/// rounds); an older version is refused.
 pub async fn advance_round(
     conn: &impl ConnectionTrait,
     id: Uuid,
@@ -323,7 +326,7 @@ pub async fn advance_round(
         .execute_raw(stmt(
             "INSERT INTO rounds (id, org_id, quarter, version) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version \
-             WHERE rounds.version < EXCLUDED.version",
+             WHERE rounds.version <= EXCLUDED.version",
             [
                 id.into(),
                 org_id.into(),
@@ -340,6 +343,8 @@ pub async fn advance_round(
 pub struct NewQuarterResult {
     pub member_id: Uuid,
     pub score: Option<i32>,
+    /// Sum of the ballots' rating scores in tenths (the exact mean is `score_total / ballots`).
+    pub score_total: Option<i64>,
     pub ballots: i32,
     pub poor_ballots: i32,
     pub valid: bool,
@@ -383,7 +388,8 @@ pub async fn replace_quarter_results(
     for r in results {
         conn.execute_raw(stmt(
             "INSERT INTO quarter_results (member_id, round_id, year, quarter, closed_at, score, \
-             ballots, poor_ballots, valid) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             ballots, poor_ballots, valid, score_total) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             [
                 r.member_id.into(),
                 round_id.into(),
@@ -394,6 +400,7 @@ pub async fn replace_quarter_results(
                 r.ballots.into(),
                 r.poor_ballots.into(),
                 r.valid.into(),
+                r.score_total.into(),
             ],
         ))
         .await?;
@@ -402,7 +409,7 @@ pub async fn replace_quarter_results(
         conn.execute_raw(stmt(
             "INSERT INTO member_years (member_id, year, quarters) \
              SELECT $1, $2, coalesce(string_agg(member_year_quarter(quarter, closed_at, round_id, \
-             score, ballots, poor_ballots, valid), '' ORDER BY round_id), '') \
+             score, ballots, poor_ballots, valid, score_total), '' ORDER BY round_id), '') \
              FROM quarter_results WHERE member_id = $1 AND year = $2 \
              ON CONFLICT (member_id, year) DO UPDATE SET quarters = EXCLUDED.quarters",
             [

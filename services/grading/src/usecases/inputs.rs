@@ -50,6 +50,7 @@ pub(crate) fn quarter(row: &QuarterRow) -> QuarterResult {
     QuarterResult {
         quarter: u32::try_from(row.quarter).unwrap_or(0),
         score: row.score.map(DeciPoints::from_tenths),
+        score_total: row.score_total,
         ballots: u32::try_from(row.ballots).unwrap_or(0),
         poor_ballots: u32::try_from(row.poor_ballots).unwrap_or(0),
         valid: row.valid,
