@@ -1,5 +1,5 @@
-//! `jifen-grading`: serve (default), `migrate`, the year-end `batch`, `reconcile`, or
-//! `republish-finals`.
+//! `jifen-grading`: serve (default), `migrate`, the year-end `batch`, `reconcile`,
+//! `republish-finals`, or `final-drift`.
 
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal as _;
@@ -47,6 +47,16 @@ enum Command {
         #[arg(long)]
         org: Option<uuid::Uuid>,
     },
+    /// List the members of final gradings whose final total or evaluation points differ from
+    /// what their ledger gives now (after a correction of the rules' computation); changes
+    /// nothing (docs/decisions/0010-exact-evaluation.md).
+    FinalDrift {
+        #[arg(long)]
+        year: i32,
+        /// The organization whose subtree is listed (default: every root organization).
+        #[arg(long)]
+        org: Option<uuid::Uuid>,
+    },
     /// Stage every final grade of a year again as `grading.member_grade.finalized.v1`, for a
     /// consumer created after the finalization; the running service's relay publishes them.
     RepublishFinals {
@@ -83,6 +93,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::RepublishFinals { year, org }) => republish_finals(year, org).await,
+        Some(Command::FinalDrift { year, org }) => final_drift(year, org).await,
         Some(Command::Serve) | None => {
             let settings = jifen_grading::Settings::from_env()?;
             let guard = jifen_platform::telemetry::init(
@@ -225,6 +236,44 @@ async fn republish_finals(year: i32, org: Option<uuid::Uuid>) -> anyhow::Result<
                 anyhow::anyhow!("republishing the final grades of {year} under {org}: {e}")
             })?;
         println!("staged {staged} final grades of {year} under {org}");
+    }
+    guard.shutdown().await;
+    Ok(())
+}
+
+/// `final-drift`: one line per member whose final points differ from the ledger's, in points.
+async fn final_drift(year: i32, org: Option<uuid::Uuid>) -> anyhow::Result<()> {
+    let core = jifen_platform::settings::CoreSettings::from_env();
+    let guard = jifen_platform::telemetry::init(jifen_grading::SERVICE_NAME, None)?;
+    let db = jifen_grading::migrate(&core.database_url, &jifen_grading::database_name()).await?;
+    let orgs = match org {
+        Some(id) => vec![id],
+        None => jifen_grading::store::projection::roots(&db).await?,
+    };
+    let grading = jifen_grading::usecases::Grading::new(db, jifen_platform::clock::Clock::system());
+    let points = |tenths: i32| jifen_standard::DeciPoints::from_tenths(tenths).to_string();
+    for org in orgs {
+        let report = grading
+            .final_drift(org, year)
+            .await
+            .map_err(|e| anyhow::anyhow!("listing the final drift of {year} under {org}: {e}"))?;
+        for d in &report.drifts {
+            println!(
+                "DRIFT member {} branch {}: final {} (evaluation {}, grade {}), ledger now {} (evaluation {})",
+                d.member_id,
+                d.branch_id,
+                points(d.final_total),
+                points(d.final_evaluation),
+                d.grade,
+                points(d.ledger_total),
+                points(d.ledger_evaluation)
+            );
+        }
+        println!(
+            "{} members with a final grade of {year} under {org}; {} differ from their ledger now",
+            report.finals,
+            report.drifts.len()
+        );
     }
     guard.shutdown().await;
     Ok(())

@@ -118,6 +118,9 @@ impl Cluster {
             ("JIFEN_GRADING_URL", format!("http://127.0.0.1:{grad_grpc}")),
             ("JIFEN_GATEWAY_ADDR", format!("127.0.0.1:{gw}")),
             ("JIFEN_RATE_LIMIT_PER_MINUTE", "100000".into()),
+            // A test's evaluators all redeem their codes from 127.0.0.1 within a minute (the
+            // limits themselves are tested in the gateway's tests).
+            ("JIFEN_LOGIN_ATTEMPTS_PER_MINUTE", "1000".into()),
             ("RUST_LOG", "info".into()),
         ]
         .into_iter()
@@ -212,6 +215,16 @@ impl Cluster {
             .unwrap()
     }
 
+    /// Runs `jifen-evaluations <args>` to completion with the cluster's environment.
+    pub async fn evaluations_command(&self, args: &[&str]) -> std::process::Output {
+        tokio::process::Command::new(workspace_binary("jifen-evaluations").unwrap())
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .await
+            .unwrap()
+    }
+
     /// Runs `jifen-members <args>` to completion with the cluster's environment.
     pub async fn members_command(&self, args: &[&str]) -> std::process::Output {
         tokio::process::Command::new(workspace_binary("jifen-members").unwrap())
@@ -259,6 +272,23 @@ impl Cluster {
         body: serde_json::Value,
     ) -> (u16, serde_json::Value) {
         self.send(reqwest::Method::POST, token, path, body).await
+    }
+
+    /// A POST without credentials (the evaluator's code exchange).
+    pub async fn post_anonymous(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let res = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(serde_json::Value::Null))
     }
 
     pub async fn put(

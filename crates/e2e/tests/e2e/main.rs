@@ -5,5 +5,6 @@
 mod cluster;
 mod declarations;
 mod demo;
+mod evaluation;
 mod events;
 mod grading;

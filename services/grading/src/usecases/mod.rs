@@ -7,6 +7,7 @@
 //! grading rules those of [`crate::domain`].
 
 mod dashboard;
+mod drift;
 mod export;
 mod gradings;
 mod inputs;
@@ -14,6 +15,7 @@ mod ledger;
 mod ranking;
 
 pub use dashboard::{DashboardView, Figures, GradeCounts, parse_month};
+pub use drift::{DriftReport, FinalDrift};
 pub use export::{EXPORT_BUFFER, EXPORT_CHUNK, ExportItem, ExportedMember, LedgerExport};
 pub use gradings::{BranchOutcome, GradingView, reasons_of};
 pub use ledger::LedgerView;
