@@ -37,8 +37,10 @@
 //!
 //! Evaluation (群众评议): Q1 6 ballots, Q2 4 ballots (under `min_ballots` 5: not valid for anyone,
 //! not counted), Q3 5 ballots, Q4 8 ballots; a quarter's score is the mean of 好 100, 较好 80,
-//! 一般 60, 差 0 rounded half up to 0.1; the year's evaluation points are the mean of the valid
-//! quarters × 20 / 100 rounded half up to 0.1 (see the rating tables below).
+//! 一般 60, 差 0 (shown rounded half up to 0.1); the year's evaluation points are the mean of the
+//! valid quarters' exact scores × 20 / 100, rounded half up to 0.1 once (RULES.md §5 step 4; see
+//! the rating tables below — here rounding each quarter first would give the same figures, the
+//! case where it does not is crates/e2e/tests/e2e/evaluation.rs).
 #![allow(clippy::unwrap_used)]
 
 use self::Who::{A, B, C, E, H, L, N, P, Q, S, U, V, W};
