@@ -6,6 +6,7 @@ Each check prints one line and exits non-zero on the first failing check, naming
   split RENDERED BUILTIN CUSTOM     split a rendered overlay: Kubernetes' own kinds (validated by
                                    kubernetes-validate) and the operators' custom resources
                                    (validated by `crs`); an unknown apiVersion/kind fails here.
+  with-policies RENDERED PARENT OUT  RENDERED plus PARENT's NetworkPolicies, for checkov.
   crs CUSTOM                       each custom resource has its apiVersion, kind and the fields
                                    its CRD marks required (table CUSTOM_RESOURCES below).
   batch RENDERED                   the year-end grading CronJob: Indexed, completions ==
@@ -159,6 +160,16 @@ def split(rendered: str, builtin_out: str, custom_out: str) -> str:
         with open(out, "w", encoding="utf-8") as f:
             yaml.safe_dump_all(docs, f, sort_keys=False, allow_unicode=True)
     return f"{len(builtin)} Kubernetes resources, {len(custom)} custom resources"
+
+
+def with_policies(rendered: str, parent: str, out: str) -> str:
+    """`rendered` plus the NetworkPolicies of `parent` (the overlay whose namespace it joins)."""
+    policies = [d for d in load_all(parent) if d.get("kind") == "NetworkPolicy"]
+    if not policies:
+        raise CheckFailed(f"{parent} has no NetworkPolicy")
+    with open(out, "w", encoding="utf-8") as f:
+        yaml.safe_dump_all(load_all(rendered) + policies, f, sort_keys=False, allow_unicode=True)
+    return f"{len(policies)} NetworkPolicies added"
 
 
 # --- crs ---------------------------------------------------------------------------------------
@@ -414,7 +425,7 @@ def main(argv: list[str]) -> int:
         return 2
     command, args = argv[0], argv[1:]
     table = {
-        "split": split, "crs": crs, "batch": batch, "images": images,
+        "split": split, "with-policies": with_policies, "crs": crs, "batch": batch, "images": images,
         "rules-sync": rules_sync, "runbooks": runbooks, "metrics": metrics,
         "sync-rules": sync_rules,
     }
