@@ -11,7 +11,8 @@
 #   checkov       no failed check; a skip needs a `checkov.io/skip<n>: CKV_K8S_<id>=<reason>`
 #                 annotation on the resource itself
 #
-# and once: the grading CronJob's shard count, one image per release, the PrometheusRule against
+# and once: the grading CronJob's shard count, one image per release, the Secrets against
+# deploy/k8s/scripts/generate-secrets.sh, the PrometheusRule against
 # its rules file, `promtool check rules`, runbook anchors, metric names. Quiet on success: one line
 # per check. Exits non-zero at the first failure, with the failing tool's own output.
 #
@@ -171,6 +172,21 @@ done
 "$PY" "$CHECKS" images "$OUT/prod.yaml" "$OUT/prod-migrate.yaml" | sed 's/^ok: /prod: /' \
     || fail "prod: images"
 "$PY" "$CHECKS" images "$OUT/dev.yaml" | sed 's/^ok: /dev: /' || fail "dev: images"
+# The example secret generator makes exactly what each environment's manifests read. Its output
+# stays under .tools/ (git-ignored) and is deleted here.
+"$ROOT/deploy/k8s/scripts/generate-secrets.sh" --env dev > "$OUT/secrets-dev.yaml" 2>/dev/null \
+    || fail "generate-secrets.sh --env dev"
+JIFEN_BACKUP_ACCESS_KEY_ID=check JIFEN_BACKUP_SECRET_ACCESS_KEY=check \
+    "$ROOT/deploy/k8s/scripts/generate-secrets.sh" --env prod > "$OUT/secrets-prod.yaml" 2>/dev/null \
+    || fail "generate-secrets.sh --env prod"
+"$TOOLS/venv/bin/kubernetes-validate" --strict --quiet -k "$K8S_VERSION" \
+    "$OUT/secrets-dev.yaml" "$OUT/secrets-prod.yaml" > "$OUT/secrets.validate.log" 2>&1 \
+    || { cat "$OUT/secrets.validate.log" >&2; fail "generate-secrets.sh: kubernetes-validate"; }
+"$PY" "$CHECKS" secrets "$OUT/secrets-dev.yaml" "$OUT/dev.yaml" | sed 's/^ok: /dev: /' \
+    || fail "dev: secrets"
+"$PY" "$CHECKS" secrets "$OUT/secrets-prod.yaml" "$OUT/prod.yaml" "$OUT/prod-migrate.yaml" \
+    | sed 's/^ok: /prod: /' || fail "prod: secrets"
+rm -f "$OUT"/secrets-*.yaml
 for check in rules-sync runbooks metrics; do
     "$PY" "$CHECKS" "$check" | sed 's/^ok: /observability: /' || fail "observability: $check"
 done

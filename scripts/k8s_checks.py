@@ -9,6 +9,10 @@ Each check prints one line and exits non-zero on the first failing check, naming
   with-policies RENDERED PARENT OUT  RENDERED plus PARENT's NetworkPolicies, for checkov.
   crs CUSTOM                       each custom resource has its apiVersion, kind and the fields
                                    its CRD marks required (table CUSTOM_RESOURCES below).
+  secrets GENERATED RENDERED...    every Secret the renders read (volumes, projected sources,
+                                   operators' secret references) is made by
+                                   deploy/k8s/scripts/generate-secrets.sh with the keys read, and
+                                   it makes nothing unused.
   batch RENDERED                   the year-end grading CronJob: Indexed, completions ==
                                    parallelism == SHARDS, the shard argument, the Job limits.
   images RENDERED RENDERED...      every jifen container of the given renders runs the same image
@@ -239,6 +243,72 @@ def crs(custom: str) -> str:
     return f"{len(docs)} custom resources ({', '.join(kinds) or 'none'}) have their required fields"
 
 
+# --- secrets ---------------------------------------------------------------------------------
+
+
+# Secrets the manifests use that the generator does not make, on purpose.
+NOT_GENERATED = {"jifen-gateway-tls"}  # the Ingress certificate: cert-manager or the operator's CA
+
+
+def secret_references(docs: list[dict]) -> dict[str, set[str]]:
+    """Secret name -> the keys the manifests read from it (empty: the whole Secret)."""
+    refs: dict[str, set[str]] = {}
+
+    def add(name, keys=()):
+        refs.setdefault(name, set()).update(keys)
+
+    def walk(node):
+        if isinstance(node, dict):
+            secret = node.get("secret")
+            if isinstance(secret, dict):
+                name = secret.get("secretName") or secret.get("name")
+                if name:
+                    add(name, [i["key"] for i in secret.get("items", [])])
+            for key in ("secretKeyRef",):
+                if isinstance(node.get(key), dict):
+                    add(node[key]["name"], [node[key]["key"]])
+            if isinstance(node.get("passwordSecret"), dict):
+                add(node["passwordSecret"]["name"], ["username", "password"])
+            if isinstance(node.get("importCredentialsSecret"), dict):
+                add(node["importCredentialsSecret"]["name"], ["username", "password"])
+            s3 = node.get("s3Credentials")
+            if isinstance(s3, dict):
+                for ref in s3.values():
+                    add(ref["name"], [ref["key"]])
+            for tls in node.get("tls", []) if isinstance(node.get("tls"), list) else []:
+                if isinstance(tls, dict) and "secretName" in tls:
+                    add(tls["secretName"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(docs)
+    return refs
+
+
+def secrets(generated: str, *rendered: str) -> str:
+    made = {}
+    for doc in load_all(generated):
+        if doc.get("kind") == "Secret":
+            made[doc["metadata"]["name"]] = set(doc.get("stringData", {})) | set(doc.get("data", {}))
+    docs = [d for path in rendered for d in load_all(path)]
+    refs = secret_references(docs)
+    for name, keys in sorted(refs.items()):
+        if name in NOT_GENERATED:
+            continue
+        if name not in made:
+            raise CheckFailed(f"Secret {name} is used but generate-secrets.sh does not make it")
+        missing = keys - made[name]
+        if missing:
+            raise CheckFailed(f"Secret {name} lacks keys {sorted(missing)} that the manifests read")
+    unused = set(made) - set(refs)
+    if unused:
+        raise CheckFailed(f"generate-secrets.sh makes Secrets nothing uses: {sorted(unused)}")
+    return f"generate-secrets.sh makes the {len(made)} Secrets the manifests use, with their keys"
+
+
 # --- batch -------------------------------------------------------------------------------------
 
 
@@ -425,7 +495,7 @@ def main(argv: list[str]) -> int:
         return 2
     command, args = argv[0], argv[1:]
     table = {
-        "split": split, "with-policies": with_policies, "crs": crs, "batch": batch, "images": images,
+        "split": split, "with-policies": with_policies, "crs": crs, "secrets": secrets, "batch": batch, "images": images,
         "rules-sync": rules_sync, "runbooks": runbooks, "metrics": metrics,
         "sync-rules": sync_rules,
     }
