@@ -167,7 +167,7 @@ EOF
     log "$overlay: checkov: $(head -1 <<< "$summary")"
 done
 
-"$PY" "$CHECKS" batch "$OUT/dev.yaml" >/dev/null || fail "dev: grading batch"
+"$PY" "$CHECKS" batch "$OUT/dev.yaml" | sed 's/^ok: /dev: /' || fail "dev: grading batch"
 "$PY" "$CHECKS" batch "$OUT/prod.yaml" | sed 's/^ok: /prod: /' || fail "prod: grading batch"
 "$PY" "$CHECKS" images "$OUT/prod.yaml" "$OUT/prod-migrate.yaml" | sed 's/^ok: /prod: /' \
     || fail "prod: images"
