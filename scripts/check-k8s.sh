@@ -171,6 +171,8 @@ done
 "$PY" "$CHECKS" batch "$OUT/prod.yaml" | sed 's/^ok: /prod: /' || fail "prod: grading batch"
 "$PY" "$CHECKS" images "$OUT/prod.yaml" "$OUT/prod-migrate.yaml" | sed 's/^ok: /prod: /' \
     || fail "prod: images"
+"$PY" "$CHECKS" layers "$OUT/prod.yaml" "$OUT/prod-migrate.yaml" | sed 's/^ok: /prod: /' \
+    || fail "prod: layers"
 "$PY" "$CHECKS" images "$OUT/dev.yaml" | sed 's/^ok: /dev: /' || fail "dev: images"
 # The example secret generator makes exactly what each environment's manifests read. Its output
 # stays under .tools/ (git-ignored) and is deleted here.

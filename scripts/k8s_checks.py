@@ -13,6 +13,9 @@ Each check prints one line and exits non-zero on the first failing check, naming
                                    operators' secret references) is made by
                                    deploy/k8s/scripts/generate-secrets.sh with the keys read, and
                                    it makes nothing unused.
+  layers RENDERED MIGRATE          the jifen.io/layer labels a first install applies in order
+                                   (namespace, data, then migrate/, then the rest) are where
+                                   the README's steps need them.
   batch RENDERED                   the year-end grading CronJob: Indexed, completions ==
                                    parallelism == SHARDS, the shard argument, the Job limits.
   images RENDERED RENDERED...      every jifen container of the given renders runs the same image
@@ -309,6 +312,41 @@ def secrets(generated: str, *rendered: str) -> str:
     return f"generate-secrets.sh makes the {len(made)} Secrets the manifests use, with their keys"
 
 
+# --- layers ----------------------------------------------------------------------------------
+
+# What a first install applies with `-l jifen.io/layer=data` before the migration Jobs: the
+# servers, the databases the Jobs migrate, the broker user (deploy/k8s/README.md, "Install").
+DATA_KINDS = {"Cluster", "Database", "ScheduledBackup", "RabbitmqCluster", "User", "Permission",
+              "OpenTelemetryCollector", "StatefulSet"}
+
+
+def layer(doc: dict) -> str | None:
+    return (doc.get("metadata", {}).get("labels") or {}).get("jifen.io/layer")
+
+
+def layers(rendered: str, migrate: str) -> str:
+    docs = load_all(rendered)
+    for doc in docs:
+        kind, name = doc["kind"], doc["metadata"]["name"]
+        wanted = None
+        if kind == "Namespace":
+            wanted = "namespace"
+        elif kind in DATA_KINDS or name.startswith(("jifen-redis", "jifen-otel-collector")):
+            wanted = "data"
+        elif (doc.get("metadata", {}).get("labels") or {}).get("app.kubernetes.io/name") == "jifen" \
+                and kind in ("Deployment", "CronJob"):
+            wanted = "app"
+        if wanted and layer(doc) != wanted:
+            raise CheckFailed(f"{name_of(doc)} must carry jifen.io/layer={wanted}, has {layer(doc)}")
+    for doc in load_all(migrate):
+        if layer(doc) != "migrate":
+            raise CheckFailed(f"{name_of(doc)} in the migrate render must carry jifen.io/layer=migrate")
+    counts = {}
+    for doc in docs:
+        counts[layer(doc) or "(app, unlabelled)"] = counts.get(layer(doc) or "(app, unlabelled)", 0) + 1
+    return "install layers: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+
+
 # --- batch -------------------------------------------------------------------------------------
 
 
@@ -495,7 +533,8 @@ def main(argv: list[str]) -> int:
         return 2
     command, args = argv[0], argv[1:]
     table = {
-        "split": split, "with-policies": with_policies, "crs": crs, "secrets": secrets, "batch": batch, "images": images,
+        "split": split, "with-policies": with_policies, "crs": crs, "secrets": secrets,
+        "layers": layers, "batch": batch, "images": images,
         "rules-sync": rules_sync, "runbooks": runbooks, "metrics": metrics,
         "sync-rules": sync_rules,
     }
