@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DISRUPTIVE := test(/^disruptive_/) | test(/::disruptive_/)
 
-.PHONY: run test lint fmt build services bench clean-test-dbs tools k8s
+.PHONY: run test lint fmt build services bench clean-test-dbs tools k8s k8s-check
 
 ## Bring up the whole cluster on this machine with a demo city (Ctrl-C stops it).
 run: services
@@ -11,7 +11,7 @@ run: services
 	scripts/run.sh
 
 ## Every test, against the real local PostgreSQL, RabbitMQ and Redis.
-test: services tools lint
+test: services tools lint k8s-check
 	scripts/dev-services.sh clean-test-dbs
 	$(CARGO) build --workspace --bins
 	$(CARGO) nextest run --workspace --all-targets -E 'not ($(DISRUPTIVE))'
@@ -42,5 +42,12 @@ bench: services
 tools:
 	@command -v cargo-nextest >/dev/null || $(CARGO) install cargo-nextest --locked
 
+## Validate the Kubernetes manifests and alert rules offline (deploy/k8s/README.md, "Validation").
+k8s-check:
+	scripts/check-k8s.sh
+
+## Render an overlay: make k8s OVERLAY=prod (or dev, prod/migrate).
+OVERLAY ?= prod
 k8s:
-	@cat deploy/k8s/README.md
+	@scripts/check-k8s.sh >&2
+	@.tools/bin/kubectl kustomize deploy/k8s/overlays/$(OVERLAY)
