@@ -208,6 +208,22 @@ async fn open_database(settings: &Settings) -> anyhow::Result<DatabaseConnection
     .with_context(|| format!("opening database {}", settings.database_name))
 }
 
+/// Help texts of the service's own metric families (`promtool check metrics` wants one each).
+fn describe_metrics() {
+    metrics::describe_counter!(
+        "jifen_declarations_submitted_total",
+        "Monthly declarations submitted."
+    );
+    metrics::describe_counter!(
+        "jifen_declarations_reviewed_total",
+        "Declarations reviewed, by decision."
+    );
+    metrics::describe_counter!(
+        "jifen_branch_records_total",
+        "Branch-recorded entries written."
+    );
+}
+
 /// The declarations service, built and bound, ready to run.
 pub struct Application {
     db: DatabaseConnection,
@@ -293,6 +309,7 @@ impl Application {
     /// too.
     pub async fn run_until_stopped(self, cancel: CancellationToken) -> anyhow::Result<()> {
         let _ = jifen_platform::ops::prometheus();
+        describe_metrics();
         let server = jifen_platform::grpc::GrpcServer::new()?
             .add_service(
                 grpc::DeclarationsApi::new(self.app.clone(), self.verifier.clone()).into_service(),

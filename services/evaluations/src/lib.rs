@@ -222,6 +222,30 @@ async fn open_database(settings: &Settings) -> anyhow::Result<DatabaseConnection
     .with_context(|| format!("opening database {}", settings.database_name))
 }
 
+/// Help texts of the service's own metric families (`promtool check metrics` wants one each).
+fn describe_metrics() {
+    metrics::describe_counter!(
+        "evaluations_rounds_opened_total",
+        "Evaluation rounds opened."
+    );
+    metrics::describe_counter!(
+        "evaluations_codes_issued_total",
+        "Invitation codes issued."
+    );
+    metrics::describe_counter!(
+        "evaluations_rounds_closed_total",
+        "Evaluation rounds closed."
+    );
+    metrics::describe_counter!(
+        "evaluations_codes_redeemed_total",
+        "Invitation codes redeemed for a ballot."
+    );
+    metrics::describe_counter!(
+        "evaluations_ballots_total",
+        "Ballots cast."
+    );
+}
+
 /// The evaluations service, built and bound, ready to run.
 pub struct Application {
     db: DatabaseConnection,
@@ -289,6 +313,7 @@ impl Application {
     /// `cancel` fires; if one of them fails, the others are stopped too.
     pub async fn run_until_stopped(self, cancel: CancellationToken) -> anyhow::Result<()> {
         let _ = jifen_platform::ops::prometheus();
+        describe_metrics();
         let api = grpc::EvaluationsApi::new(self.app.clone(), self.verifier.clone());
         let server = jifen_platform::grpc::GrpcServer::new()?
             .add_service(api.into_service())

@@ -214,6 +214,9 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.validate()?;
+        // The recorder first, so that nothing recorded before the first scrape is lost.
+        let _ = jifen_platform::ops::prometheus();
+        observe::describe();
         let client = redis::Client::open(settings.redis_url.as_str()).context("JIFEN_REDIS_URL")?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))

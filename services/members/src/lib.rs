@@ -232,6 +232,38 @@ async fn open_database(settings: &Settings) -> anyhow::Result<DatabaseConnection
     .with_context(|| format!("opening database {}", settings.database_name))
 }
 
+/// Help texts of the service's own metric families (`promtool check metrics` wants one each).
+fn describe_metrics() {
+    metrics::describe_counter!(
+        "jifen_members_created_total",
+        "Members created, by way (api, import)."
+    );
+    metrics::describe_counter!(
+        "jifen_members_updated_total",
+        "Member updates applied."
+    );
+    metrics::describe_counter!(
+        "jifen_members_transfers_total",
+        "Member transfers (组织关系转接) recorded."
+    );
+    metrics::describe_counter!(
+        "jifen_members_sanctions_total",
+        "Party sanctions recorded, by kind."
+    );
+    metrics::describe_counter!(
+        "jifen_members_authentications_total",
+        "Password authentications, by outcome."
+    );
+    metrics::describe_counter!(
+        "jifen_members_imports_total",
+        "Member imports, by outcome (imported, rejected)."
+    );
+    metrics::describe_counter!(
+        "jifen_members_organizations_created_total",
+        "Organizations created."
+    );
+}
+
 /// The members service, built and bound, ready to run.
 pub struct Application {
     db: DatabaseConnection,
@@ -300,6 +332,7 @@ impl Application {
     /// until `cancel` fires; if one of them fails, the others are stopped too.
     pub async fn run_until_stopped(self, cancel: CancellationToken) -> anyhow::Result<()> {
         let _ = jifen_platform::ops::prometheus();
+        describe_metrics();
         let server = jifen_platform::grpc::GrpcServer::new()?
             .add_service(self.api.into_service())
             .await;
