@@ -228,10 +228,7 @@ fn describe_metrics() {
         "evaluations_rounds_opened_total",
         "Evaluation rounds opened."
     );
-    metrics::describe_counter!(
-        "evaluations_codes_issued_total",
-        "Invitation codes issued."
-    );
+    metrics::describe_counter!("evaluations_codes_issued_total", "Invitation codes issued.");
     metrics::describe_counter!(
         "evaluations_rounds_closed_total",
         "Evaluation rounds closed."
@@ -240,10 +237,7 @@ fn describe_metrics() {
         "evaluations_codes_redeemed_total",
         "Invitation codes redeemed for a ballot."
     );
-    metrics::describe_counter!(
-        "evaluations_ballots_total",
-        "Ballots cast."
-    );
+    metrics::describe_counter!("evaluations_ballots_total", "Ballots cast.");
 }
 
 /// The evaluations service, built and bound, ready to run.

@@ -238,10 +238,7 @@ fn describe_metrics() {
         "jifen_members_created_total",
         "Members created, by way (api, import)."
     );
-    metrics::describe_counter!(
-        "jifen_members_updated_total",
-        "Member updates applied."
-    );
+    metrics::describe_counter!("jifen_members_updated_total", "Member updates applied.");
     metrics::describe_counter!(
         "jifen_members_transfers_total",
         "Member transfers (组织关系转接) recorded."
