@@ -285,6 +285,10 @@ impl GrpcServer {
         stop: tokio_util::sync::CancellationToken,
     ) -> Result<(), tonic::transport::Error> {
         let health = self.health.clone();
+        // Health answers for itself too, like for every service.
+        health
+            .set_service_status(BUILT_IN[0], tonic_health::ServingStatus::Serving)
+            .await;
         let names = self.names.clone();
         let shutdown = async move {
             draining.cancelled().await;

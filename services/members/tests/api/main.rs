@@ -9,3 +9,4 @@ mod helpers;
 mod import;
 mod members;
 mod rotation;
+mod shutdown;
