@@ -7,3 +7,5 @@ mod declarations;
 mod demo;
 mod events;
 mod grading;
+mod observability;
+mod otlp;
