@@ -145,6 +145,7 @@ async fn batch(
         unchanged = report.unchanged,
         settled = report.settled,
         elapsed_ms = started.elapsed().as_millis() as u64,
+        seconds = started.elapsed().as_secs_f64(),
         "batch done"
     );
     guard.shutdown().await;

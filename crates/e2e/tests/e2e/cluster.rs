@@ -126,6 +126,7 @@ impl Cluster {
             ("JIFEN_GATEWAY_ADDR", format!("127.0.0.1:{gw}")),
             ("JIFEN_RATE_LIMIT_PER_MINUTE", "100000".into()),
             ("RUST_LOG", "info".into()),
+            ("JIFEN_SHUTDOWN_DRAIN_SECS", "0".into()),
         ]
         .into_iter()
         .filter(|(k, _)| !extra.iter().any(|(e, _)| e == k))

@@ -10,3 +10,4 @@ mod import;
 mod members;
 mod rotation;
 mod shutdown;
+mod startup;
