@@ -25,11 +25,14 @@ pub struct ConfigError {
 /// Suffix of the variable that names a file holding another variable's value.
 pub const FILE_SUFFIX: &str = "_FILE";
 
+/// Looks a variable up by name.
+pub type Lookup = dyn Fn(&str) -> Option<String> + Send + Sync;
+
 /// Where settings come from: a lookup of a variable by name. [`Env::process`] reads the process
 /// environment; tests use [`Env::from_pairs`].
 #[derive(Clone)]
 pub struct Env {
-    lookup: Arc<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    lookup: Arc<Lookup>,
 }
 
 impl std::fmt::Debug for Env {
