@@ -280,14 +280,16 @@ impl Application {
             draining.cancelled().await;
             state.draining().cancel();
         });
-        axum::serve(
+        let served = axum::serve(
             self.listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await?;
-        Ok(())
+        .await;
+        // However it ended, the lifecycle's watcher ends too.
+        lifecycle.stop().cancel();
+        Ok(served?)
     }
 }
 
