@@ -414,7 +414,7 @@ async fn after_the_stop_signal_readyz_fails_while_requests_are_served_until_the_
 
     tokio::time::timeout(std::time::Duration::from_secs(20), task)
         .await
-        .expect("the gateway stops after the drain")
+        .unwrap_or_else(|_| panic!("the gateway did not stop after the drain"))
         .unwrap()
         .unwrap();
     assert!(signalled.elapsed() >= DRAIN);
