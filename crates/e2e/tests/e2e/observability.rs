@@ -120,63 +120,27 @@ async fn assert_one_trace(cluster: &Cluster, receiver: &OtlpReceiver, trace_id: 
             .filter(|s| s.trace_id == trace_id)
             .collect()
     };
-    // The grading service applies the approval event in a consumer span of the same trace.
-    let spans = eventually(60, "the grading consumer's span in the trace", || async {
+    // Each service exports in its own batches: wait until the three links are all in.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (gateway, declarations, consumed) = loop {
         let spans = in_trace(receiver.spans());
-        spans
-            .iter()
-            .any(|s| s.service == "jifen-grading" && s.name.ends_with(" process"))
-            .then_some(spans)
-    })
-    .await;
-    let describe = || {
-        spans
-            .iter()
-            .map(|s| {
-                format!(
+        if let Some(found) = links(&spans) {
+            break found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no gateway → declarations → grading chain in trace {trace_id} after 60 s:\n{}",
+            spans
+                .iter()
+                .map(|s| format!(
                     "{} {} {}<-{}",
                     s.service, s.name, s.span_id, s.parent_span_id
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+                ))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let by_id = |id: &str| spans.iter().find(|s| s.span_id == id);
-
-    // gateway: the HTTP request span, a child of the caller's span.
-    let gateway = spans
-        .iter()
-        .find(|s| s.service == "jifen-gateway" && s.parent_span_id == "00f067aa0ba902b7")
-        .unwrap_or_else(|| panic!("no gateway span under the caller's:\n{}", describe()));
-    // declarations: the gRPC request span, under a gateway span.
-    let declarations = spans
-        .iter()
-        .find(|s| {
-            s.service == "jifen-declarations"
-                && s.name == "grpc.request"
-                && by_id(&s.parent_span_id).is_some_and(|p| p.service == "jifen-gateway")
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "no declarations gRPC span under the gateway:\n{}",
-                describe()
-            )
-        });
-    // grading: the consumption of the event, under the declarations span that staged it.
-    let consumed = spans
-        .iter()
-        .find(|s| {
-            s.service == "jifen-grading"
-                && s.name.starts_with("declarations.")
-                && s.name.ends_with(" process")
-                && by_id(&s.parent_span_id).is_some_and(|p| p.service == "jifen-declarations")
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "no grading consumer span under a declarations span:\n{}",
-                describe()
-            )
-        });
     println!(
         "trace {trace_id}: gateway {} → declarations {} → grading {} ({})",
         gateway.span_id, declarations.span_id, consumed.span_id, consumed.name
@@ -207,6 +171,28 @@ async fn assert_one_trace(cluster: &Cluster, receiver: &OtlpReceiver, trace_id: 
     assert!(span_ids(gateway_lines).contains(&gateway.span_id));
     assert!(span_ids(declarations_lines).contains(&declarations.span_id));
     assert!(span_ids(grading_lines).contains(&consumed.span_id));
+}
+
+/// In one trace's `spans`: the gateway's span under the caller's, the declarations service's
+/// gRPC span under a gateway span, and the grading service's consumption of the declarations
+/// event under a declarations span (the one current when the event was staged).
+fn links(spans: &[ReceivedSpan]) -> Option<(ReceivedSpan, ReceivedSpan, ReceivedSpan)> {
+    let by_id = |id: &str| spans.iter().find(|s| s.span_id == id);
+    let gateway = spans
+        .iter()
+        .find(|s| s.service == "jifen-gateway" && s.parent_span_id == "00f067aa0ba902b7")?;
+    let declarations = spans.iter().find(|s| {
+        s.service == "jifen-declarations"
+            && s.name == "grpc.request"
+            && by_id(&s.parent_span_id).is_some_and(|p| p.service == "jifen-gateway")
+    })?;
+    let consumed = spans.iter().find(|s| {
+        s.service == "jifen-grading"
+            && s.name.starts_with("declarations.")
+            && s.name.ends_with(" process")
+            && by_id(&s.parent_span_id).is_some_and(|p| p.service == "jifen-declarations")
+    })?;
+    Some((gateway.clone(), declarations.clone(), consumed.clone()))
 }
 
 /// `/metrics` of every service (and of the gateway) has the families of docs/operations.md and
