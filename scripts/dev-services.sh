@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes PostgreSQL, RabbitMQ and Redis answer on their standard local ports.
 #
-#   scripts/dev-services.sh up              start what is installed, install (Debian) what is missing
+#   scripts/dev-services.sh up              start what is installed, install (Debian) what is missing (and promtool)
 #   scripts/dev-services.sh clean-test-dbs  drop databases, queues and exchanges left behind by earlier test runs
 #
 # Safe to run again and again: a server that already answers is left alone.
@@ -101,6 +101,33 @@ ensure_rabbitmq() {
   rabbitmqctl -q await_startup
 }
 
+# `promtool check metrics` lints every service's /metrics in the end-to-end tests. Debian ships it
+# in the `prometheus` package, whose maintainer scripts would start a Prometheus server on :9090:
+# install without recommends (no node exporter) under a policy-rc.d that forbids starting
+# services, and stop a server that started anyway.
+ensure_promtool() {
+  command -v promtool >/dev/null && return
+  local policy=/usr/sbin/policy-rc.d created=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | sudo_ tee "$policy" >/dev/null
+    sudo_ chmod +x "$policy"
+    created=1
+  fi
+  if [ "$APT_UPDATED" = 0 ]; then
+    log "apt-get update"
+    sudo_ apt-get update -qq
+    APT_UPDATED=1
+  fi
+  log "installing prometheus (for promtool)"
+  sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  if [ "$created" = 1 ]; then sudo_ rm -f "$policy"; fi
+  # Belt and braces: no Prometheus server is wanted on this machine.
+  if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
+    sudo_ systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
+  if port_open 9090; then log "warning: something listens on :9090 (a Prometheus server?)"; fi
+}
+
 ensure_databases() {
   for db in jifen_members jifen_declarations jifen_evaluations jifen_grading; do
     if [ -z "$(pg_sql -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'")" ]; then
@@ -143,6 +170,7 @@ case "${1:-up}" in
     ensure_redis
     ensure_rabbitmq
     ensure_databases
+    ensure_promtool
     log "PostgreSQL 127.0.0.1:5432, RabbitMQ 127.0.0.1:5672, Redis 127.0.0.1:6379 are up"
     ;;
   clean-test-dbs) clean_test_dbs; clean_test_bus ;;

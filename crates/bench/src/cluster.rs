@@ -50,6 +50,8 @@ impl Cluster {
             root_org_name: "基准测试工委".into(),
             bootstrap_admin_password: secrecy::SecretString::from("bench-admin-password"),
             otlp_endpoint: None,
+            migrate_on_start: true,
+            shutdown_drain: std::time::Duration::ZERO,
         };
         // The evaluations service first: its queues exist before the members service publishes.
         let eval_db = jifen_testkit::fresh_database("benchev").await?;

@@ -27,6 +27,9 @@ pub struct BusConfig {
     /// so that under load one batch carries the events of every transaction committed meanwhile
     /// instead of one claim-publish-mark transaction per event.
     pub relay_linger: Duration,
+    /// How often the relay samples the outbox backlog and a consumer its queues for `/metrics`
+    /// (default 15 s; the first sample is taken at start).
+    pub sample_interval: Duration,
 }
 
 impl BusConfig {
@@ -41,6 +44,7 @@ impl BusConfig {
             delivery_limit: 5,
             poll_interval: Duration::from_secs(1),
             relay_linger: Duration::from_millis(10),
+            sample_interval: Duration::from_secs(15),
         }
     }
 
@@ -122,6 +126,7 @@ impl fmt::Debug for BusConfig {
             .field("delivery_limit", &self.delivery_limit)
             .field("poll_interval", &self.poll_interval)
             .field("relay_linger", &self.relay_linger)
+            .field("sample_interval", &self.sample_interval)
             .finish()
     }
 }

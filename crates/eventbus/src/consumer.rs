@@ -15,6 +15,9 @@
 //! When PostgreSQL itself is unavailable (cannot begin, cannot write the inbox), the delivery is
 //! held and retried with backoff rather than nacked, so an outage does not burn the delivery limit.
 //! A broken RabbitMQ connection is replaced with capped backoff; unacked deliveries come back.
+//!
+//! Metrics: `jifen_events_consumed_total{consumer,outcome}` per delivery, and the ready messages of
+//! the queue and of its dead-letter queue sampled every `sample_interval` ([`crate::gauges`]).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -238,6 +241,9 @@ impl Consumer {
                 dead_letters.confirm_select(ConfirmSelectOptions::default()),
             )
             .await?;
+            // Passive declarations for the queue gauges go on a channel of their own: a failed
+            // one closes that channel, never the one consuming.
+            let stats = within("channel.open", connection.create_channel()).await?;
             let tag = format!("{name}.{}", Uuid::now_v7().simple());
             let deliveries = within(
                 "basic.consume",
@@ -249,9 +255,9 @@ impl Consumer {
                 ),
             )
             .await?;
-            Ok::<_, BusError>((connection, channel, dead_letters, tag, deliveries))
+            Ok::<_, BusError>((connection, channel, dead_letters, stats, tag, deliveries))
         };
-        let (connection, channel, dead_letters, tag, mut deliveries) = tokio::select! {
+        let (connection, channel, dead_letters, stats, tag, mut deliveries) = tokio::select! {
             () = cancel.cancelled() => return Ok(()),
             connected = connect => connected?,
         };
@@ -261,9 +267,29 @@ impl Consumer {
         let mut in_flight = FuturesUnordered::new();
         // Belt and braces: notice a dead connection even if the delivery stream does not say so.
         let mut health = tokio::time::interval(Duration::from_secs(1));
+        crate::gauges::describe();
+        let mut sample = tokio::time::interval(self.config.sample_interval);
+        let (queue, dead_letter_queue) = (
+            self.config.queue_name(name),
+            self.config.dead_letter_queue_name(name),
+        );
         let outcome = loop {
             tokio::select! {
                 () = cancel.cancelled() => break Ok(()),
+                _ = sample.tick() => {
+                    let (stats, name, queue, dlq) =
+                        (stats.clone(), name.clone(), queue.clone(), dead_letter_queue.clone());
+                    tokio::spawn(async move {
+                        let sampled = within(
+                            "queue sampling",
+                            crate::gauges::sample_queues(&stats, &name, &queue, &dlq),
+                        )
+                        .await;
+                        if let Err(error) = sampled {
+                            tracing::debug!(consumer = %name, error = %report(&error), "cannot sample the queues");
+                        }
+                    });
+                }
                 _ = health.tick() => {
                     if !(connection.status().connected() && channel.status().connected()) {
                         break Err(BusError::Disconnected("connection or channel closed"));

@@ -74,6 +74,7 @@ mod config;
 mod consumer;
 mod envelope;
 mod error;
+pub mod gauges;
 pub mod migration;
 mod outbox;
 mod propagation;

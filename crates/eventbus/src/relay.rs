@@ -10,6 +10,9 @@
 //!   every unpublished row, not at a high-water mark;
 //! * the relay never gives up on infrastructure errors: it reconnects with capped backoff.
 //!
+//! Metrics: published events and batch times, and the backlog (rows, oldest age) sampled every
+//! `sample_interval` ([`crate::gauges`]).
+//!
 //! Wake-ups: `LISTEN jifen_outbox` (a dedicated pooled connection; [`crate::stage`] notifies at
 //! commit), with a poll every `poll_interval` as the fallback for lost notifications. A
 //! notification is answered after `relay_linger`, so that the events of the transactions
@@ -112,6 +115,12 @@ impl Relay {
             wake.clone(),
             listener_cancel.clone(),
         ));
+        let sampler = tokio::spawn(sample_outbox(
+            self.db.clone(),
+            self.source.clone(),
+            self.config.sample_interval,
+            listener_cancel.clone(),
+        ));
         tracing::info!(source = %self.source, "outbox relay started");
 
         let mut backoff = Backoff::new();
@@ -154,6 +163,7 @@ impl Relay {
 
         listener_cancel.cancel();
         let _ = listener.await;
+        let _ = sampler.await;
         if let Some(publisher) = self.publisher.lock().await.take() {
             publisher.close().await;
         }
@@ -299,6 +309,26 @@ impl Relay {
             claimed: rows.len(),
             published: confirmed.len(),
         })
+    }
+}
+
+/// Samples the outbox backlog for `/metrics` at once and every `every`, until `cancel`. A failed
+/// sample (PostgreSQL away) keeps the previous values and is tried again next time.
+async fn sample_outbox(
+    db: DatabaseConnection,
+    service: String,
+    every: Duration,
+    cancel: CancellationToken,
+) {
+    crate::gauges::describe();
+    loop {
+        if let Err(error) = crate::gauges::sample_outbox(&db, &service).await {
+            tracing::debug!(error = %report(&error), "cannot sample the outbox backlog");
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
     }
 }
 

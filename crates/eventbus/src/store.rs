@@ -9,7 +9,7 @@
 //! * an inbox row is inserted with `ON CONFLICT DO NOTHING`; "inserted" means "first time".
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
 use uuid::Uuid;
 
 /// One row of `outbox`, as staged and as claimed.
@@ -117,4 +117,21 @@ pub(crate) async fn insert_inbox(
         ))
         .await?;
     Ok(result.rows_affected() == 1)
+}
+
+/// How many outbox rows are unpublished, and the age in seconds of the oldest (0 when none): one
+/// query over the partial index of unpublished rows.
+pub(crate) async fn outbox_backlog(db: &impl ConnectionTrait) -> Result<(i64, f64), DbErr> {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT count(*)::int8 AS backlog, \
+                    COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 AS oldest \
+             FROM outbox WHERE published_at IS NULL",
+        ))
+        .await?;
+    match row {
+        Some(row) => Ok((row.try_get("", "backlog")?, row.try_get("", "oldest")?)),
+        None => Ok((0, 0.0)),
+    }
 }

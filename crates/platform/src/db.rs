@@ -110,6 +110,77 @@ pub async fn connect_and_migrate<M: MigratorTrait>(
     Ok(db)
 }
 
+/// The pool of a service at start-up: with `migrate_on_start` ([`crate::settings::CoreSettings`],
+/// `JIFEN_MIGRATE_ON_START`) it is [`connect_and_migrate`]; without, it connects to the existing
+/// database and fails when a migration of `M` is pending (run `jifen-<service> migrate` first),
+/// so a service never runs against a schema older than its code.
+pub async fn open<M: MigratorTrait>(
+    server_url: &str,
+    name: &str,
+    max_connections: u32,
+    lock_key: i64,
+    migrate_on_start: bool,
+) -> Result<DatabaseConnection, sea_orm::DbErr> {
+    if migrate_on_start {
+        return connect_and_migrate::<M>(server_url, name, max_connections, lock_key).await;
+    }
+    check_name(name)?;
+    let db = connect(&database_url(server_url, name), max_connections).await?;
+    let pending = M::get_pending_migrations_read_only(&db).await?;
+    if !pending.is_empty() {
+        let names: Vec<String> = pending.iter().map(|m| m.name().to_owned()).collect();
+        db.close().await?;
+        return Err(sea_orm::DbErr::Custom(format!(
+            "{} migration(s) pending in database {name} ({}) and JIFEN_MIGRATE_ON_START=false: run the service's `migrate` command first",
+            names.len(),
+            names.join(", ")
+        )));
+    }
+    tracing::info!(
+        database = name,
+        "schema up to date; migrations left to the migrate job"
+    );
+    Ok(db)
+}
+
+/// Describes the pool gauges (help texts for `/metrics`).
+fn describe_pool() {
+    metrics::describe_gauge!(
+        "jifen_db_pool_connections",
+        "Connections of the service's PostgreSQL pool, by state (idle, in_use)."
+    );
+    metrics::describe_gauge!(
+        "jifen_db_pool_max_connections",
+        "Largest number of connections the service's PostgreSQL pool may open."
+    );
+}
+
+/// Samples the pool of `db` into `jifen_db_pool_connections{service,state}` and
+/// `jifen_db_pool_max_connections{service}` at once and then every `every`, until `stop`.
+pub async fn sample_pool(
+    db: &DatabaseConnection,
+    service: &'static str,
+    every: Duration,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    describe_pool();
+    let pool = db.get_postgres_connection_pool();
+    loop {
+        let size = pool.size();
+        let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX).min(size);
+        metrics::gauge!("jifen_db_pool_connections", "service" => service, "state" => "idle")
+            .set(f64::from(idle));
+        metrics::gauge!("jifen_db_pool_connections", "service" => service, "state" => "in_use")
+            .set(f64::from(size - idle));
+        metrics::gauge!("jifen_db_pool_max_connections", "service" => service)
+            .set(f64::from(pool.options().get_max_connections()));
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
 /// `SELECT 1`, for readiness.
 pub async fn ping(db: &DatabaseConnection) -> bool {
     db.execute_unprepared("SELECT 1").await.is_ok()

@@ -2,7 +2,9 @@
 //!
 //! * [`serve`]: a tonic server on a bound listener with `grpc.health.v1`, server reflection and a
 //!   trace layer that continues the caller's W3C trace from the request metadata; it stops when
-//!   the cancellation token fires, after health turns NOT_SERVING.
+//!   the cancellation token fires, after health turns NOT_SERVING; [`GrpcServer::serve_draining`]
+//!   keeps serving for a drain period once health says NOT_SERVING, for load balancers; a
+//!   metrics layer counts and times every request (`jifen_grpc_server_*`, [`crate::grpc_metrics`]).
 //! * [`TraceInjector`]: a client interceptor that writes the current span's `traceparent` into
 //!   the outgoing metadata, and forwards a bearer token when given one.
 //! * [`principal`]: the verified caller of a request (services verify the forwarded JWT
@@ -213,7 +215,15 @@ fn make_span(request: &http::Request<tonic::body::Body>) -> tracing::Span {
 pub struct GrpcServer {
     health: tonic_health::server::HealthReporter,
     routes: tonic::service::Routes,
+    /// The names of the services added, which health reports on.
+    names: Vec<&'static str>,
 }
+
+/// Names of the services [`GrpcServer::new`] registers itself.
+const BUILT_IN: [&str; 2] = [
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+];
 
 impl GrpcServer {
     /// Health (`""` and every named service start SERVING) and reflection over jifen's descriptors.
@@ -224,7 +234,11 @@ impl GrpcServer {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()?;
         let routes = tonic::service::Routes::new(health_service).add_service(reflection);
-        Ok(Self { health, routes })
+        Ok(Self {
+            health,
+            routes,
+            names: Vec::new(),
+        })
     }
 
     /// Adds a service and marks it SERVING.
@@ -242,6 +256,7 @@ impl GrpcServer {
         self.health
             .set_service_status(S::NAME, tonic_health::ServingStatus::Serving)
             .await;
+        self.names.push(S::NAME);
         self.routes = self.routes.add_service(service);
         self
     }
@@ -256,16 +271,49 @@ impl GrpcServer {
         listener: tokio::net::TcpListener,
         cancel: tokio_util::sync::CancellationToken,
     ) -> Result<(), tonic::transport::Error> {
+        self.serve_draining(listener, cancel.clone(), cancel).await
+    }
+
+    /// Serves on `listener`. When `draining` fires, health turns NOT_SERVING for the whole server
+    /// (`""`), for every service added and for the health service itself, while requests, old
+    /// and new, are still answered; when `stop` fires, the server stops accepting, finishes the
+    /// requests in flight and returns.
+    pub async fn serve_draining(
+        self,
+        listener: tokio::net::TcpListener,
+        draining: tokio_util::sync::CancellationToken,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> Result<(), tonic::transport::Error> {
         let health = self.health.clone();
+        // Health answers for itself too, like for every service.
+        health
+            .set_service_status(BUILT_IN[0], tonic_health::ServingStatus::Serving)
+            .await;
+        let names = self.names.clone();
         let shutdown = async move {
-            cancel.cancelled().await;
-            health.set_not_serving::<tonic_health::pb::health_server::HealthServer<tonic_health::server::HealthService>>().await;
+            draining.cancelled().await;
+            for name in std::iter::once("")
+                .chain(names)
+                .chain(BUILT_IN.into_iter().take(1))
+            {
+                health
+                    .set_service_status(name, tonic_health::ServingStatus::NotServing)
+                    .await;
+            }
+            stop.cancelled().await;
         };
+        let known = self
+            .names
+            .iter()
+            .copied()
+            .chain(BUILT_IN)
+            .collect::<Vec<_>>();
         let trace = tower_http::trace::TraceLayer::new_for_grpc()
             .make_span_with(make_span)
             .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG));
         tonic::transport::Server::builder()
             .layer(trace)
+            .layer(crate::grpc_metrics::MetricsLayer::new(known))
             .add_routes(self.routes)
             .serve_with_incoming_shutdown(
                 tokio_stream::wrappers::TcpListenerStream::new(listener),

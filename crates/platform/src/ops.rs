@@ -1,5 +1,12 @@
 //! The operational HTTP endpoints every service exposes: `/healthz` (the process is up),
-//! `/readyz` (every dependency answers) and `/metrics` (Prometheus text format).
+//! `/readyz` (every dependency answers, and the service is not draining before a stop) and
+//! `/metrics` (Prometheus text format).
+//!
+//! Every metric family has a help text (`describe_*!`) and counters end in `_total`, so
+//! `promtool check metrics` finds nothing to say. The process metrics (`process_cpu_seconds_total`,
+//! `process_resident_memory_bytes`, `process_open_fds`, `process_start_time_seconds`, …) are
+//! collected at each scrape ([`render`]); gauges of pools and queues are sampled every
+//! [`SAMPLE_INTERVAL`] by the tasks that own them.
 
 use axum::Router;
 use axum::extract::State;
@@ -8,6 +15,28 @@ use axum::routing::get;
 use futures::future::BoxFuture;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How often pools and queues are sampled for `/metrics`.
+pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(15);
+
+/// The process metrics collector, its families described once.
+fn process_collector() -> &'static metrics_process::Collector {
+    static COLLECTOR: OnceLock<metrics_process::Collector> = OnceLock::new();
+    COLLECTOR.get_or_init(|| {
+        let collector = metrics_process::Collector::default();
+        collector.describe();
+        collector
+    })
+}
+
+/// The Prometheus text of every metric of the process, the process metrics collected now.
+pub fn render() -> String {
+    let handle = prometheus();
+    process_collector().collect();
+    handle.render()
+}
 
 /// The process-wide Prometheus recorder, installed on first use (tests start several servers in
 /// one process; only one recorder can be global).
@@ -46,16 +75,35 @@ pub fn database_readiness(db: sea_orm::DatabaseConnection) -> ReadinessCheck {
     })
 }
 
-/// `/healthz`, `/readyz`, `/metrics`.
-pub fn router(readiness: ReadinessCheck) -> Router {
+/// `/healthz`, `/readyz` (503 once `draining` fires), `/metrics`.
+pub fn router(readiness: ReadinessCheck, draining: CancellationToken) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(|| async { prometheus().render() }))
-        .with_state(readiness)
+        .route(
+            "/metrics",
+            get(|| async {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    render(),
+                )
+            }),
+        )
+        .with_state((readiness, draining))
 }
 
-async fn readyz(State(check): State<ReadinessCheck>) -> (StatusCode, String) {
+async fn readyz(
+    State((check, draining)): State<(ReadinessCheck, CancellationToken)>,
+) -> (StatusCode, String) {
+    if draining.is_cancelled() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: shutting down".into(),
+        );
+    }
     let failing = check().await;
     if failing.is_empty() {
         (StatusCode::OK, "ready".into())

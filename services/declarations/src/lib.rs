@@ -64,6 +64,10 @@ pub struct Settings {
     pub clock: Clock,
     /// OTLP endpoint; tracing export is off when unset (`OTEL_EXPORTER_OTLP_ENDPOINT`).
     pub otlp_endpoint: Option<String>,
+    /// Apply pending migrations at start-up (`JIFEN_MIGRATE_ON_START`, default `true`).
+    pub migrate_on_start: bool,
+    /// Serving on, as NOT_SERVING, after SIGTERM (`JIFEN_SHUTDOWN_DRAIN_SECS`, default 5).
+    pub shutdown_drain: Duration,
 }
 
 /// Default largest evidence file: 10 MiB.
@@ -72,7 +76,7 @@ pub const DEFAULT_EVIDENCE_MAX_BYTES: usize = 10 * 1024 * 1024;
 impl Settings {
     /// Reads the environment (DESIGN.md §7). Fails without JWT keys.
     pub fn from_env() -> anyhow::Result<Self> {
-        let core = CoreSettings::from_env();
+        let core = CoreSettings::from_env()?;
         let verifier = TokenVerifier::from_dir(std::path::Path::new(&core.jwt_keys_dir))
             .with_context(|| format!("loading JWT public keys from {}", core.jwt_keys_dir))?;
         let evidence_max_bytes: usize =
@@ -83,7 +87,7 @@ impl Settings {
         );
         Ok(Self {
             database_url: core.database_url,
-            database_name: var_or("JIFEN_DECLARATIONS_DATABASE", "jifen_declarations"),
+            database_name: var_or("JIFEN_DECLARATIONS_DATABASE", "jifen_declarations")?,
             grpc_listen: parse_or(
                 "JIFEN_DECLARATIONS_GRPC_ADDR",
                 SocketAddr::from(([127, 0, 0, 1], 50052)),
@@ -94,13 +98,15 @@ impl Settings {
             )?,
             bus: BusConfig::new(core.amqp_url).with_prefix(&core.bus_prefix),
             verifier,
-            evidence_dir: PathBuf::from(var_or("JIFEN_EVIDENCE_DIR", "var/evidence")),
+            evidence_dir: PathBuf::from(var_or("JIFEN_EVIDENCE_DIR", "var/evidence")?),
             evidence_max_bytes,
             reminder_interval: Duration::from_secs(
                 parse_or("JIFEN_REMINDER_INTERVAL_SECS", 600u64)?.max(1),
             ),
             clock: Clock::system(),
             otlp_endpoint: core.otlp_endpoint,
+            migrate_on_start: core.migrate_on_start,
+            shutdown_drain: core.shutdown_drain,
         })
     }
 
@@ -125,6 +131,8 @@ impl Settings {
             reminder_interval: Duration::from_secs(600),
             clock: Clock::system(),
             otlp_endpoint: None,
+            migrate_on_start: true,
+            shutdown_drain: Duration::ZERO,
         }
     }
 }
@@ -186,6 +194,36 @@ fn consumers(db: &DatabaseConnection, bus: &BusConfig) -> [(&'static str, Consum
     ]
 }
 
+/// The pool at start-up: migrated when `settings.migrate_on_start` (`JIFEN_MIGRATE_ON_START`),
+/// else checked to have no pending migration.
+async fn open_database(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
+    jifen_platform::db::open::<DeclarationsMigrator>(
+        &settings.database_url,
+        &settings.database_name,
+        POOL_SIZE,
+        store::STARTUP_LOCK_KEY,
+        settings.migrate_on_start,
+    )
+    .await
+    .with_context(|| format!("opening database {}", settings.database_name))
+}
+
+/// Help texts of the service's own metric families (`promtool check metrics` wants one each).
+fn describe_metrics() {
+    metrics::describe_counter!(
+        "jifen_declarations_submitted_total",
+        "Monthly declarations submitted."
+    );
+    metrics::describe_counter!(
+        "jifen_declarations_reviewed_total",
+        "Declarations reviewed, by decision."
+    );
+    metrics::describe_counter!(
+        "jifen_branch_records_total",
+        "Branch-recorded entries written."
+    );
+}
+
 /// The declarations service, built and bound, ready to run.
 pub struct Application {
     db: DatabaseConnection,
@@ -193,6 +231,7 @@ pub struct Application {
     verifier: TokenVerifier,
     bus: BusConfig,
     reminder_interval: Duration,
+    shutdown_drain: Duration,
     grpc_listener: tokio::net::TcpListener,
     ops_listener: tokio::net::TcpListener,
     grpc_addr: SocketAddr,
@@ -203,7 +242,7 @@ impl Application {
     /// Ensures the database and its schema, the evidence directory and the consumers' queues, and
     /// binds both listeners.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let db = migrate(&settings.database_url, &settings.database_name).await?;
+        let db = open_database(&settings).await?;
         tokio::fs::create_dir_all(&settings.evidence_dir)
             .await
             .with_context(|| {
@@ -236,6 +275,7 @@ impl Application {
             .with_context(|| format!("binding ops on {}", settings.ops_listen))?;
         Ok(Self {
             grpc_addr: grpc_listener.local_addr()?,
+            shutdown_drain: settings.shutdown_drain,
             ops_addr: ops_listener.local_addr()?,
             db,
             app,
@@ -269,21 +309,25 @@ impl Application {
     /// too.
     pub async fn run_until_stopped(self, cancel: CancellationToken) -> anyhow::Result<()> {
         let _ = jifen_platform::ops::prometheus();
+        describe_metrics();
         let server = jifen_platform::grpc::GrpcServer::new()?
             .add_service(
                 grpc::DeclarationsApi::new(self.app.clone(), self.verifier.clone()).into_service(),
             )
             .await;
-        let stop = cancel.child_token();
+        // SIGTERM: health NOT_SERVING and /readyz 503 at once, everything stops after the drain.
+        let lifecycle = jifen_platform::shutdown::Lifecycle::new(&cancel, self.shutdown_drain);
+        let stop = lifecycle.stop().clone();
 
         let mut tasks = jifen_platform::shutdown::Tasks::new();
         jifen_platform::shutdown::spawn_servers(
             &mut tasks,
+            events::SOURCE,
             server,
             self.grpc_listener,
             self.ops_listener,
             self.db.clone(),
-            &stop,
+            &lifecycle,
         );
         tasks.spawn({
             let stop = stop.clone();

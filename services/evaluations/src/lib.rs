@@ -66,6 +66,10 @@ pub struct Settings {
     pub sweep_interval: Duration,
     /// OTLP endpoint; tracing export is off when unset (`OTEL_EXPORTER_OTLP_ENDPOINT`).
     pub otlp_endpoint: Option<String>,
+    /// Apply pending migrations at start-up (`JIFEN_MIGRATE_ON_START`, default `true`).
+    pub migrate_on_start: bool,
+    /// Serving on, as NOT_SERVING, after SIGTERM (`JIFEN_SHUTDOWN_DRAIN_SECS`, default 5).
+    pub shutdown_drain: Duration,
 }
 
 impl std::fmt::Debug for Settings {
@@ -78,6 +82,8 @@ impl std::fmt::Debug for Settings {
             .field("verifier", &self.verifier)
             .field("sweep_interval", &self.sweep_interval)
             .field("otlp_endpoint", &self.otlp_endpoint)
+            .field("migrate_on_start", &self.migrate_on_start)
+            .field("shutdown_drain", &self.shutdown_drain)
             .finish_non_exhaustive()
     }
 }
@@ -102,8 +108,8 @@ impl Settings {
     /// Reads the environment (DESIGN.md §7). Fails without `JIFEN_EVALUATIONS_CODE_KEY` or
     /// without JWT keys.
     pub fn from_env() -> anyhow::Result<Self> {
-        let core = CoreSettings::from_env();
-        let key = var_opt("JIFEN_EVALUATIONS_CODE_KEY").context(
+        let core = CoreSettings::from_env()?;
+        let key = var_opt("JIFEN_EVALUATIONS_CODE_KEY")?.context(
             "JIFEN_EVALUATIONS_CODE_KEY is required: base64 of a 32-byte key (e.g. `openssl rand -base64 32`); there is no default",
         )?;
         let verifier = TokenVerifier::from_dir(std::path::Path::new(&core.jwt_keys_dir))
@@ -112,7 +118,7 @@ impl Settings {
         anyhow::ensure!(sweep > 0, "JIFEN_EVALUATIONS_SWEEP_SECS must be positive");
         Ok(Self {
             database_url: core.database_url,
-            database_name: var_or("JIFEN_EVALUATIONS_DATABASE", "jifen_evaluations"),
+            database_name: var_or("JIFEN_EVALUATIONS_DATABASE", "jifen_evaluations")?,
             grpc_listen: parse_or(
                 "JIFEN_EVALUATIONS_GRPC_ADDR",
                 SocketAddr::from(([127, 0, 0, 1], 50053)),
@@ -126,6 +132,8 @@ impl Settings {
             code_key: decode_key("JIFEN_EVALUATIONS_CODE_KEY", &key)?,
             sweep_interval: Duration::from_secs(sweep),
             otlp_endpoint: core.otlp_endpoint,
+            migrate_on_start: core.migrate_on_start,
+            shutdown_drain: core.shutdown_drain,
         })
     }
 
@@ -147,6 +155,8 @@ impl Settings {
             code_key: SecretSlice::from(code_key.to_vec()),
             sweep_interval: Duration::from_secs(1),
             otlp_endpoint: None,
+            migrate_on_start: true,
+            shutdown_drain: Duration::ZERO,
         }
     }
 }
@@ -198,6 +208,38 @@ fn consumers(db: &DatabaseConnection, bus: &BusConfig) -> [(&'static str, Consum
     ]
 }
 
+/// The pool at start-up: migrated when `settings.migrate_on_start` (`JIFEN_MIGRATE_ON_START`),
+/// else checked to have no pending migration.
+async fn open_database(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
+    jifen_platform::db::open::<EvaluationsMigrator>(
+        &settings.database_url,
+        &settings.database_name,
+        POOL_SIZE,
+        store::STARTUP_LOCK_KEY,
+        settings.migrate_on_start,
+    )
+    .await
+    .with_context(|| format!("opening database {}", settings.database_name))
+}
+
+/// Help texts of the service's own metric families (`promtool check metrics` wants one each).
+fn describe_metrics() {
+    metrics::describe_counter!(
+        "evaluations_rounds_opened_total",
+        "Evaluation rounds opened."
+    );
+    metrics::describe_counter!("evaluations_codes_issued_total", "Invitation codes issued.");
+    metrics::describe_counter!(
+        "evaluations_rounds_closed_total",
+        "Evaluation rounds closed."
+    );
+    metrics::describe_counter!(
+        "evaluations_codes_redeemed_total",
+        "Invitation codes redeemed for a ballot."
+    );
+    metrics::describe_counter!("evaluations_ballots_total", "Ballots cast.");
+}
+
 /// The evaluations service, built and bound, ready to run.
 pub struct Application {
     db: DatabaseConnection,
@@ -205,6 +247,7 @@ pub struct Application {
     verifier: TokenVerifier,
     bus: BusConfig,
     sweep_interval: Duration,
+    shutdown_drain: Duration,
     grpc_listener: tokio::net::TcpListener,
     ops_listener: tokio::net::TcpListener,
     grpc_addr: SocketAddr,
@@ -238,7 +281,7 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("JIFEN_EVALUATIONS_CODE_KEY: {e}"))?;
         jifen_standard::default_2026()
             .map_err(|p| anyhow::anyhow!("the shipped standard is invalid: {p:?}"))?;
-        let db = migrate(&settings.database_url, &settings.database_name).await?;
+        let db = open_database(&settings).await?;
         for (name, consumer) in consumers(&db, &settings.bus) {
             if let Err(e) = consumer.declare().await {
                 // The consumer declares again on every connection; only events published
@@ -254,6 +297,7 @@ impl Application {
             .with_context(|| format!("binding ops on {}", settings.ops_listen))?;
         Ok(Self {
             grpc_addr: grpc_listener.local_addr()?,
+            shutdown_drain: settings.shutdown_drain,
             ops_addr: ops_listener.local_addr()?,
             app: usecases::Evaluations::new(db.clone(), hasher),
             verifier: settings.verifier,
@@ -282,20 +326,24 @@ impl Application {
     /// `cancel` fires; if one of them fails, the others are stopped too.
     pub async fn run_until_stopped(self, cancel: CancellationToken) -> anyhow::Result<()> {
         let _ = jifen_platform::ops::prometheus();
+        describe_metrics();
         let api = grpc::EvaluationsApi::new(self.app.clone(), self.verifier.clone());
         let server = jifen_platform::grpc::GrpcServer::new()?
             .add_service(api.into_service())
             .await;
-        let stop = cancel.child_token();
+        // SIGTERM: health NOT_SERVING and /readyz 503 at once, everything stops after the drain.
+        let lifecycle = jifen_platform::shutdown::Lifecycle::new(&cancel, self.shutdown_drain);
+        let stop = lifecycle.stop().clone();
 
         let mut tasks = jifen_platform::shutdown::Tasks::new();
         jifen_platform::shutdown::spawn_servers(
             &mut tasks,
+            events::SOURCE,
             server,
             self.grpc_listener,
             self.ops_listener,
             self.db.clone(),
-            &stop,
+            &lifecycle,
         );
         tasks.spawn({
             let stop = stop.clone();

@@ -39,10 +39,10 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(Command::Migrate) = cli.command {
-        let core = jifen_platform::settings::CoreSettings::from_env();
+        let core = jifen_platform::settings::CoreSettings::from_env()?;
         let guard = jifen_platform::telemetry::init(jifen_evaluations::SERVICE_NAME, None)?;
         let name =
-            jifen_platform::settings::var_or("JIFEN_EVALUATIONS_DATABASE", "jifen_evaluations");
+            jifen_platform::settings::var_or("JIFEN_EVALUATIONS_DATABASE", "jifen_evaluations")?;
         jifen_evaluations::migrate(&core.database_url, &name)
             .await?
             .close()

@@ -80,14 +80,17 @@ pub struct Settings {
     pub dashboard_cache_ttl: Duration,
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`; tracing export is off when unset.
     pub otlp_endpoint: Option<String>,
+    /// After SIGTERM, how long the gateway keeps serving while `/readyz` fails
+    /// (`JIFEN_SHUTDOWN_DRAIN_SECS`, default 5).
+    pub shutdown_drain: Duration,
 }
 
 impl Settings {
     /// From the environment, with local defaults; keys from `JIFEN_JWT_KEYS_DIR`.
     pub fn from_env() -> anyhow::Result<Self> {
-        let core = CoreSettings::from_env();
+        let core = CoreSettings::from_env()?;
         let keys = Path::new(&core.jwt_keys_dir);
-        let kid = var_or("JIFEN_JWT_SIGNING_KID", "dev");
+        let kid = var_or("JIFEN_JWT_SIGNING_KID", "dev")?;
         let signer = TokenSigner::from_dir(keys, &kid).with_context(|| {
             format!(
                 "signing key {kid} in {} (run `jifen-gateway gen-keys`)",
@@ -97,13 +100,13 @@ impl Settings {
         let verifier = TokenVerifier::from_dir(keys)
             .with_context(|| format!("public keys in {}", keys.display()))?;
         let settings = Self {
-            listen: var_or("JIFEN_GATEWAY_ADDR", "127.0.0.1:8080"),
-            members_url: var_or("JIFEN_MEMBERS_URL", "http://127.0.0.1:50051"),
-            declarations_url: var_or("JIFEN_DECLARATIONS_URL", "http://127.0.0.1:50052"),
-            evaluations_url: var_or("JIFEN_EVALUATIONS_URL", "http://127.0.0.1:50053"),
-            grading_url: var_or("JIFEN_GRADING_URL", "http://127.0.0.1:50054"),
+            listen: var_or("JIFEN_GATEWAY_ADDR", "127.0.0.1:8080")?,
+            members_url: var_or("JIFEN_MEMBERS_URL", "http://127.0.0.1:50051")?,
+            declarations_url: var_or("JIFEN_DECLARATIONS_URL", "http://127.0.0.1:50052")?,
+            evaluations_url: var_or("JIFEN_EVALUATIONS_URL", "http://127.0.0.1:50053")?,
+            grading_url: var_or("JIFEN_GRADING_URL", "http://127.0.0.1:50054")?,
             redis_url: core.redis_url,
-            redis_prefix: var_or("JIFEN_REDIS_PREFIX", "jifen:"),
+            redis_prefix: var_or("JIFEN_REDIS_PREFIX", "jifen:")?,
             signer,
             verifier,
             access_ttl: Duration::from_secs(parse_or("JIFEN_ACCESS_TTL_SECS", 900u64)?),
@@ -121,6 +124,7 @@ impl Settings {
                 DEFAULT_DASHBOARD_CACHE_TTL_SECS,
             )?),
             otlp_endpoint: core.otlp_endpoint,
+            shutdown_drain: core.shutdown_drain,
         };
         settings.validate()?;
         Ok(settings)
@@ -147,6 +151,7 @@ impl Settings {
             trust_forwarded_for: false,
             dashboard_cache_ttl: Duration::from_secs(DEFAULT_DASHBOARD_CACHE_TTL_SECS),
             otlp_endpoint: None,
+            shutdown_drain: Duration::ZERO,
         }
     }
 
@@ -202,11 +207,16 @@ pub struct Application {
     listener: tokio::net::TcpListener,
     addr: SocketAddr,
     router: axum::Router,
+    state: state::AppState,
+    shutdown_drain: Duration,
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.validate()?;
+        // The recorder first, so that nothing recorded before the first scrape is lost.
+        let _ = jifen_platform::ops::prometheus();
+        observe::describe();
         let client = redis::Client::open(settings.redis_url.as_str()).context("JIFEN_REDIS_URL")?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
@@ -247,7 +257,9 @@ impl Application {
         Ok(Self {
             listener,
             addr,
-            router: routes::router(state),
+            router: routes::router(state.clone()),
+            state,
+            shutdown_drain: settings.shutdown_drain,
         })
     }
 
@@ -256,17 +268,28 @@ impl Application {
         self.addr
     }
 
-    /// Serves until `cancel` fires, then finishes the requests in flight.
+    /// Serves until `cancel` fires; then `/readyz` fails while requests are still served for
+    /// the drain period (`JIFEN_SHUTDOWN_DRAIN_SECS`), and the server stops accepting and
+    /// finishes the requests in flight.
     pub async fn run_until_stopped(self, cancel: CancellationToken) -> anyhow::Result<()> {
         tracing::info!(addr = %self.addr, "gateway listening");
-        axum::serve(
+        let lifecycle = jifen_platform::shutdown::Lifecycle::new(&cancel, self.shutdown_drain);
+        let (draining, stop) = (lifecycle.draining().clone(), lifecycle.stop().clone());
+        let state = self.state;
+        tokio::spawn(async move {
+            draining.cancelled().await;
+            state.draining().cancel();
+        });
+        let served = axum::serve(
             self.listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(async move { cancel.cancelled().await })
-        .await?;
-        Ok(())
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await;
+        // However it ended, the lifecycle's watcher ends too.
+        lifecycle.stop().cancel();
+        Ok(served?)
     }
 }
 

@@ -14,6 +14,32 @@ fn route_of(request: &Request) -> String {
         .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned())
 }
 
+/// Help texts of the gateway's metric families (`promtool check metrics` wants one each).
+pub fn describe() {
+    metrics::describe_counter!(
+        "http_requests_total",
+        "HTTP requests answered by the gateway, by method, route template and status."
+    );
+    metrics::describe_histogram!(
+        "http_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time to answer an HTTP request, by method, route template and status."
+    );
+    metrics::describe_counter!(
+        "gateway_rate_limited_total",
+        "Requests refused by a rate limit, by scope."
+    );
+    metrics::describe_counter!("gateway_logins_total", "Successful password logins.");
+    metrics::describe_counter!(
+        "gateway_refresh_reuse_total",
+        "Refresh tokens presented again after rotation (possible theft)."
+    );
+    metrics::describe_counter!(
+        "gateway_evaluator_logins_total",
+        "Evaluator logins with an invitation code."
+    );
+}
+
 /// The span of one HTTP request, continuing the caller's W3C trace when one is sent.
 pub fn make_span(request: &Request) -> tracing::Span {
     let route = route_of(request);

@@ -38,11 +38,21 @@ pub struct StateParts {
 
 struct Inner {
     parts: StateParts,
+    /// Fires when the gateway starts draining before a stop: `/readyz` fails from then on.
+    draining: tokio_util::sync::CancellationToken,
 }
 
 impl AppState {
     pub fn new(parts: StateParts) -> Self {
-        Self(Arc::new(Inner { parts }))
+        Self(Arc::new(Inner {
+            parts,
+            draining: tokio_util::sync::CancellationToken::new(),
+        }))
+    }
+
+    /// Cancelled once the gateway drains before stopping (`/readyz` answers 503).
+    pub fn draining(&self) -> &tokio_util::sync::CancellationToken {
+        &self.0.draining
     }
 
     fn p(&self) -> &StateParts {

@@ -35,6 +35,7 @@ use jifen_platform::settings::{CoreSettings, parse_or, var_or};
 use sea_orm::DatabaseConnection;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Name of the service (telemetry).
@@ -62,17 +63,21 @@ pub struct Settings {
     pub clock: Clock,
     /// OTLP endpoint; tracing export is off when unset (`OTEL_EXPORTER_OTLP_ENDPOINT`).
     pub otlp_endpoint: Option<String>,
+    /// Apply pending migrations at start-up (`JIFEN_MIGRATE_ON_START`, default `true`).
+    pub migrate_on_start: bool,
+    /// Serving on, as NOT_SERVING, after SIGTERM (`JIFEN_SHUTDOWN_DRAIN_SECS`, default 5).
+    pub shutdown_drain: Duration,
 }
 
 impl Settings {
     /// Reads the environment (DESIGN.md §7).
     pub fn from_env() -> anyhow::Result<Self> {
-        let core = CoreSettings::from_env();
+        let core = CoreSettings::from_env()?;
         let verifier = TokenVerifier::from_dir(std::path::Path::new(&core.jwt_keys_dir))
             .with_context(|| format!("loading JWT public keys from {}", core.jwt_keys_dir))?;
         Ok(Self {
             database_url: core.database_url,
-            database_name: database_name(),
+            database_name: database_name()?,
             grpc_listen: parse_or(
                 "JIFEN_GRADING_GRPC_ADDR",
                 SocketAddr::from(([127, 0, 0, 1], 50054)),
@@ -85,6 +90,8 @@ impl Settings {
             verifier,
             clock: Clock::system(),
             otlp_endpoint: core.otlp_endpoint,
+            migrate_on_start: core.migrate_on_start,
+            shutdown_drain: core.shutdown_drain,
         })
     }
 
@@ -105,12 +112,14 @@ impl Settings {
             verifier,
             clock: Clock::system(),
             otlp_endpoint: None,
+            migrate_on_start: true,
+            shutdown_drain: Duration::ZERO,
         }
     }
 }
 
 /// `JIFEN_GRADING_DATABASE`, default `jifen_grading`.
-pub fn database_name() -> String {
+pub fn database_name() -> Result<String, jifen_platform::settings::ConfigError> {
     var_or("JIFEN_GRADING_DATABASE", "jifen_grading")
 }
 
@@ -130,12 +139,27 @@ pub async fn migrate(
     .with_context(|| format!("creating, connecting to or migrating database {database_name}"))
 }
 
+/// The pool at start-up: migrated when `settings.migrate_on_start` (`JIFEN_MIGRATE_ON_START`),
+/// else checked to have no pending migration.
+async fn open_database(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
+    jifen_platform::db::open::<GradingMigrator>(
+        &settings.database_url,
+        &settings.database_name,
+        POOL_SIZE,
+        store::STARTUP_LOCK_KEY,
+        settings.migrate_on_start,
+    )
+    .await
+    .with_context(|| format!("opening database {}", settings.database_name))
+}
+
 /// The grading service, built and bound, ready to run.
 pub struct Application {
     db: DatabaseConnection,
     app: usecases::Grading,
     verifier: TokenVerifier,
     bus: BusConfig,
+    shutdown_drain: Duration,
     grpc_listener: tokio::net::TcpListener,
     ops_listener: tokio::net::TcpListener,
     grpc_addr: SocketAddr,
@@ -146,7 +170,7 @@ impl Application {
     /// Ensures the database and its schema, declares the consumer's queue (so that events
     /// published from now on reach it) and binds both listeners.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let db = migrate(&settings.database_url, &settings.database_name).await?;
+        let db = open_database(&settings).await?;
         let consumer = Consumer::new(
             db.clone(),
             settings.bus.clone(),
@@ -166,6 +190,7 @@ impl Application {
             .with_context(|| format!("binding ops on {}", settings.ops_listen))?;
         Ok(Self {
             grpc_addr: grpc_listener.local_addr()?,
+            shutdown_drain: settings.shutdown_drain,
             ops_addr: ops_listener.local_addr()?,
             app: usecases::Grading::new(db.clone(), settings.clock),
             verifier: settings.verifier,
@@ -202,16 +227,19 @@ impl Application {
         let server = jifen_platform::grpc::GrpcServer::new()?
             .add_service(api.into_service())
             .await;
-        let stop = cancel.child_token();
+        // SIGTERM: health NOT_SERVING and /readyz 503 at once, everything stops after the drain.
+        let lifecycle = jifen_platform::shutdown::Lifecycle::new(&cancel, self.shutdown_drain);
+        let stop = lifecycle.stop().clone();
 
         let mut tasks = jifen_platform::shutdown::Tasks::new();
         jifen_platform::shutdown::spawn_servers(
             &mut tasks,
+            events::SOURCE,
             server,
             self.grpc_listener,
             self.ops_listener,
             self.db.clone(),
-            &stop,
+            &lifecycle,
         );
         tasks.spawn({
             let stop = stop.clone();

@@ -73,9 +73,9 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Migrate) => {
-            let core = jifen_platform::settings::CoreSettings::from_env();
+            let core = jifen_platform::settings::CoreSettings::from_env()?;
             let guard = jifen_platform::telemetry::init(jifen_grading::SERVICE_NAME, None)?;
-            let name = jifen_grading::database_name();
+            let name = jifen_grading::database_name()?;
             jifen_grading::migrate(&core.database_url, &name)
                 .await?
                 .close()
@@ -116,9 +116,9 @@ async fn batch(
     org: uuid::Uuid,
     shard: Option<jifen_grading::batch::Shard>,
 ) -> anyhow::Result<()> {
-    let core = jifen_platform::settings::CoreSettings::from_env();
+    let core = jifen_platform::settings::CoreSettings::from_env()?;
     let guard = jifen_platform::telemetry::init(jifen_grading::SERVICE_NAME, None)?;
-    let db = jifen_grading::migrate(&core.database_url, &jifen_grading::database_name()).await?;
+    let db = jifen_grading::migrate(&core.database_url, &jifen_grading::database_name()?).await?;
     let grading = jifen_grading::usecases::Grading::new(db, jifen_platform::clock::Clock::system());
     let shard = shard.unwrap_or(jifen_grading::batch::Shard::ALL);
     let terminal = std::io::stderr().is_terminal();
@@ -157,6 +157,7 @@ async fn batch(
         unchanged = report.unchanged,
         settled = report.settled,
         elapsed_ms = started.elapsed().as_millis() as u64,
+        seconds = started.elapsed().as_secs_f64(),
         "batch done"
     );
     guard.shutdown().await;
@@ -165,17 +166,17 @@ async fn batch(
 
 /// The reconciliation; answers whether the projection matched everywhere.
 async fn reconcile(year: i32, org: Option<uuid::Uuid>) -> anyhow::Result<bool> {
-    let core = jifen_platform::settings::CoreSettings::from_env();
+    let core = jifen_platform::settings::CoreSettings::from_env()?;
     let guard = jifen_platform::telemetry::init(jifen_grading::SERVICE_NAME, None)?;
-    let db = jifen_grading::migrate(&core.database_url, &jifen_grading::database_name()).await?;
+    let db = jifen_grading::migrate(&core.database_url, &jifen_grading::database_name()?).await?;
     let signer = jifen_platform::auth::TokenSigner::from_dir(
         std::path::Path::new(&core.jwt_keys_dir),
-        &jifen_platform::settings::var_or("JIFEN_JWT_SIGNING_KID", "dev"),
+        &jifen_platform::settings::var_or("JIFEN_JWT_SIGNING_KID", "dev")?,
     )?;
     let declarations =
-        jifen_platform::settings::var_or("JIFEN_DECLARATIONS_URL", "http://127.0.0.1:50052");
+        jifen_platform::settings::var_or("JIFEN_DECLARATIONS_URL", "http://127.0.0.1:50052")?;
     let evaluations =
-        jifen_platform::settings::var_or("JIFEN_EVALUATIONS_URL", "http://127.0.0.1:50053");
+        jifen_platform::settings::var_or("JIFEN_EVALUATIONS_URL", "http://127.0.0.1:50053")?;
     let sources = jifen_grading::reconcile::Sources {
         declarations: &declarations,
         evaluations: &evaluations,
@@ -216,9 +217,9 @@ async fn reconcile(year: i32, org: Option<uuid::Uuid>) -> anyhow::Result<bool> {
 
 /// `republish-finals`: stages the events in the outbox; a running grading service publishes them.
 async fn republish_finals(year: i32, org: Option<uuid::Uuid>) -> anyhow::Result<()> {
-    let core = jifen_platform::settings::CoreSettings::from_env();
+    let core = jifen_platform::settings::CoreSettings::from_env()?;
     let guard = jifen_platform::telemetry::init(jifen_grading::SERVICE_NAME, None)?;
-    let db = jifen_grading::migrate(&core.database_url, &jifen_grading::database_name()).await?;
+    let db = jifen_grading::migrate(&core.database_url, &jifen_grading::database_name()?).await?;
     let orgs = match org {
         Some(id) => vec![id],
         None => jifen_grading::store::projection::roots(&db).await?,
@@ -243,9 +244,9 @@ async fn republish_finals(year: i32, org: Option<uuid::Uuid>) -> anyhow::Result<
 
 /// `final-drift`: one line per member whose final points differ from the ledger's, in points.
 async fn final_drift(year: i32, org: Option<uuid::Uuid>) -> anyhow::Result<()> {
-    let core = jifen_platform::settings::CoreSettings::from_env();
+    let core = jifen_platform::settings::CoreSettings::from_env()?;
     let guard = jifen_platform::telemetry::init(jifen_grading::SERVICE_NAME, None)?;
-    let db = jifen_grading::migrate(&core.database_url, &jifen_grading::database_name()).await?;
+    let db = jifen_grading::migrate(&core.database_url, &jifen_grading::database_name()?).await?;
     let orgs = match org {
         Some(id) => vec![id],
         None => jifen_grading::store::projection::roots(&db).await?,

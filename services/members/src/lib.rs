@@ -31,6 +31,7 @@ use jifen_platform::settings::{CoreSettings, parse_or, var_opt, var_or};
 use sea_orm::DatabaseConnection;
 use secrecy::{ExposeSecret as _, SecretSlice, SecretString};
 use std::net::SocketAddr;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Name of the service (telemetry, event source).
@@ -66,6 +67,10 @@ pub struct Settings {
     pub bootstrap_admin_password: SecretString,
     /// OTLP endpoint; tracing export is off when unset (`OTEL_EXPORTER_OTLP_ENDPOINT`).
     pub otlp_endpoint: Option<String>,
+    /// Apply pending migrations at start-up (`JIFEN_MIGRATE_ON_START`, default `true`).
+    pub migrate_on_start: bool,
+    /// Serving on, as NOT_SERVING, after SIGTERM (`JIFEN_SHUTDOWN_DRAIN_SECS`, default 5).
+    pub shutdown_drain: Duration,
 }
 
 impl std::fmt::Debug for Settings {
@@ -78,6 +83,8 @@ impl std::fmt::Debug for Settings {
             .field("verifier", &self.verifier)
             .field("root_org_name", &self.root_org_name)
             .field("otlp_endpoint", &self.otlp_endpoint)
+            .field("migrate_on_start", &self.migrate_on_start)
+            .field("shutdown_drain", &self.shutdown_drain)
             .finish_non_exhaustive()
     }
 }
@@ -116,15 +123,15 @@ impl Settings {
 
     /// Reads the environment (DESIGN.md §7). Fails without `JIFEN_PII_KEY` or without JWT keys.
     pub fn from_env() -> anyhow::Result<Self> {
-        let core = CoreSettings::from_env();
-        let pii = var_opt("JIFEN_PII_KEY").context(
+        let core = CoreSettings::from_env()?;
+        let pii = var_opt("JIFEN_PII_KEY")?.context(
             "JIFEN_PII_KEY is required: base64 of a 32-byte key (e.g. `openssl rand -base64 32`); there is no default",
         )?;
         let verifier = TokenVerifier::from_dir(std::path::Path::new(&core.jwt_keys_dir))
             .with_context(|| format!("loading JWT public keys from {}", core.jwt_keys_dir))?;
         Ok(Self {
             database_url: core.database_url,
-            database_name: var_or("JIFEN_MEMBERS_DATABASE", "jifen_members"),
+            database_name: var_or("JIFEN_MEMBERS_DATABASE", "jifen_members")?,
             grpc_listen: parse_or(
                 "JIFEN_MEMBERS_GRPC_ADDR",
                 SocketAddr::from(([127, 0, 0, 1], 50051)),
@@ -136,7 +143,7 @@ impl Settings {
             bus: BusConfig::new(core.amqp_url).with_prefix(&core.bus_prefix),
             verifier,
             pii_key: decode_pii_key(&pii).context("JIFEN_PII_KEY")?,
-            pii_previous_keys: var_opt("JIFEN_PII_PREVIOUS_KEYS")
+            pii_previous_keys: var_opt("JIFEN_PII_PREVIOUS_KEYS")?
                 .map(|list| {
                     list.split(',')
                         .filter(|k| !k.trim().is_empty())
@@ -146,12 +153,14 @@ impl Settings {
                 .transpose()
                 .context("JIFEN_PII_PREVIOUS_KEYS")?
                 .unwrap_or_default(),
-            root_org_name: var_or("JIFEN_ROOT_ORG_NAME", DEFAULT_ROOT_ORG_NAME),
+            root_org_name: var_or("JIFEN_ROOT_ORG_NAME", DEFAULT_ROOT_ORG_NAME)?,
             bootstrap_admin_password: SecretString::from(var_or(
                 "JIFEN_BOOTSTRAP_ADMIN_PASSWORD",
                 DEFAULT_BOOTSTRAP_ADMIN_PASSWORD,
-            )),
+            )?),
             otlp_endpoint: core.otlp_endpoint,
+            migrate_on_start: core.migrate_on_start,
+            shutdown_drain: core.shutdown_drain,
         })
     }
 
@@ -176,6 +185,8 @@ impl Settings {
             root_org_name: DEFAULT_ROOT_ORG_NAME.to_owned(),
             bootstrap_admin_password: SecretString::from(DEFAULT_BOOTSTRAP_ADMIN_PASSWORD),
             otlp_endpoint: None,
+            migrate_on_start: true,
+            shutdown_drain: Duration::ZERO,
         }
     }
 }
@@ -207,11 +218,55 @@ pub async fn rekey_pii(settings: &Settings, batch: u64) -> anyhow::Result<usecas
     Ok(summary)
 }
 
+/// The pool at start-up: migrated when `settings.migrate_on_start` (`JIFEN_MIGRATE_ON_START`),
+/// else checked to have no pending migration.
+async fn open_database(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
+    jifen_platform::db::open::<MembersMigrator>(
+        &settings.database_url,
+        &settings.database_name,
+        POOL_SIZE,
+        store::STARTUP_LOCK_KEY,
+        settings.migrate_on_start,
+    )
+    .await
+    .with_context(|| format!("opening database {}", settings.database_name))
+}
+
+/// Help texts of the service's own metric families (`promtool check metrics` wants one each).
+fn describe_metrics() {
+    metrics::describe_counter!(
+        "jifen_members_created_total",
+        "Members created, by way (api, import)."
+    );
+    metrics::describe_counter!("jifen_members_updated_total", "Member updates applied.");
+    metrics::describe_counter!(
+        "jifen_members_transfers_total",
+        "Member transfers (组织关系转接) recorded."
+    );
+    metrics::describe_counter!(
+        "jifen_members_sanctions_total",
+        "Party sanctions recorded, by kind."
+    );
+    metrics::describe_counter!(
+        "jifen_members_authentications_total",
+        "Password authentications, by outcome."
+    );
+    metrics::describe_counter!(
+        "jifen_members_imports_total",
+        "Member imports, by outcome (imported, rejected)."
+    );
+    metrics::describe_counter!(
+        "jifen_members_organizations_created_total",
+        "Organizations created."
+    );
+}
+
 /// The members service, built and bound, ready to run.
 pub struct Application {
     db: DatabaseConnection,
     api: grpc::MembersApi,
     bus: BusConfig,
+    shutdown_drain: Duration,
     grpc_listener: tokio::net::TcpListener,
     ops_listener: tokio::net::TcpListener,
     grpc_addr: SocketAddr,
@@ -230,7 +285,7 @@ impl Application {
             "JIFEN_BOOTSTRAP_ADMIN_PASSWORD must be at least {} characters",
             domain::Password::MIN
         );
-        let db = migrate(&settings.database_url, &settings.database_name).await?;
+        let db = open_database(&settings).await?;
         let app = usecases::Members::new(db.clone(), pii).await?;
         let root = app
             .bootstrap(
@@ -248,6 +303,7 @@ impl Application {
             .with_context(|| format!("binding ops on {}", settings.ops_listen))?;
         Ok(Self {
             grpc_addr: grpc_listener.local_addr()?,
+            shutdown_drain: settings.shutdown_drain,
             ops_addr: ops_listener.local_addr()?,
             api: grpc::MembersApi::new(app, settings.verifier),
             db,
@@ -273,19 +329,23 @@ impl Application {
     /// until `cancel` fires; if one of them fails, the others are stopped too.
     pub async fn run_until_stopped(self, cancel: CancellationToken) -> anyhow::Result<()> {
         let _ = jifen_platform::ops::prometheus();
+        describe_metrics();
         let server = jifen_platform::grpc::GrpcServer::new()?
             .add_service(self.api.into_service())
             .await;
-        let stop = cancel.child_token();
+        // SIGTERM: health NOT_SERVING and /readyz 503 at once, everything stops after the drain.
+        let lifecycle = jifen_platform::shutdown::Lifecycle::new(&cancel, self.shutdown_drain);
+        let stop = lifecycle.stop().clone();
 
         let mut tasks = jifen_platform::shutdown::Tasks::new();
         jifen_platform::shutdown::spawn_servers(
             &mut tasks,
+            events::SOURCE,
             server,
             self.grpc_listener,
             self.ops_listener,
             self.db.clone(),
-            &stop,
+            &lifecycle,
         );
         tasks.spawn({
             let stop = stop.clone();

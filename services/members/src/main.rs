@@ -38,9 +38,9 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(Command::Migrate) = cli.command {
-        let core = jifen_platform::settings::CoreSettings::from_env();
+        let core = jifen_platform::settings::CoreSettings::from_env()?;
         let guard = jifen_platform::telemetry::init(jifen_members::SERVICE_NAME, None)?;
-        let name = jifen_platform::settings::var_or("JIFEN_MEMBERS_DATABASE", "jifen_members");
+        let name = jifen_platform::settings::var_or("JIFEN_MEMBERS_DATABASE", "jifen_members")?;
         jifen_members::migrate(&core.database_url, &name)
             .await?
             .close()

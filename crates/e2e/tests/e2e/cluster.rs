@@ -22,6 +22,8 @@ pub struct Cluster {
     _gateway: ServiceProcess,
     pub env: Vec<(String, String)>,
     pub bus_prefix: String,
+    /// Base URLs of the ops endpoints (`/metrics`, `/readyz`) of the four services, by name.
+    pub ops: Vec<(&'static str, String)>,
     _dir: tempfile::TempDir,
     /// The services' ports, held for the cluster's life.
     _ports: Vec<ReservedPort>,
@@ -31,6 +33,11 @@ pub const ADMIN_PASSWORD: &str = "e2e-admin-password";
 
 impl Cluster {
     pub async fn start(label: &str) -> Self {
+        Self::start_with(label, &[]).await
+    }
+
+    /// Starts the cluster with `extra` added to (or replacing in) every service's environment.
+    pub async fn start_with(label: &str, extra: &[(&str, String)]) -> Self {
         let db = jifen_testkit::fresh_database(label).await.unwrap();
         let decl_db = jifen_testkit::fresh_database(&format!("{label}_decl"))
             .await
@@ -122,8 +129,11 @@ impl Cluster {
             // limits themselves are tested in the gateway's tests).
             ("JIFEN_LOGIN_ATTEMPTS_PER_MINUTE", "1000".into()),
             ("RUST_LOG", "info".into()),
+            ("JIFEN_SHUTDOWN_DRAIN_SECS", "0".into()),
         ]
         .into_iter()
+        .filter(|(k, _)| !extra.iter().any(|(e, _)| e == k))
+        .chain(extra.iter().cloned())
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
         let http = reqwest::Client::new();
@@ -189,9 +199,26 @@ impl Cluster {
             _gateway: gateway,
             env,
             bus_prefix,
+            ops: vec![
+                ("members", format!("http://127.0.0.1:{ops}")),
+                ("declarations", format!("http://127.0.0.1:{decl_ops}")),
+                ("evaluations", format!("http://127.0.0.1:{eval_ops}")),
+                ("grading", format!("http://127.0.0.1:{grad_ops}")),
+            ],
             _dir: dir,
             _ports: ports,
         }
+    }
+
+    /// What each process wrote so far (its stdout and stderr), by service.
+    pub fn logs(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("gateway", self._gateway.log_text()),
+            ("members", self._members.log_text()),
+            ("declarations", self._declarations.log_text()),
+            ("evaluations", self._evaluations.log_text()),
+            ("grading", self.grading.log_text()),
+        ]
     }
 
     /// Starts the grading service again (after a test killed it) and waits until it is ready.

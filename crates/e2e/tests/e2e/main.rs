@@ -8,3 +8,5 @@ mod demo;
 mod evaluation;
 mod events;
 mod grading;
+mod observability;
+mod otlp;

@@ -138,6 +138,8 @@ async fn acknowledged_submissions_are_published_exactly_once_across_a_crash() {
             logs.path().join("evidence").display().to_string(),
         ),
         ("RUST_LOG", "info".to_owned()),
+        // SIGTERM at the end of the test: stop at once, no load balancer to drain.
+        ("JIFEN_SHUTDOWN_DRAIN_SECS", "0".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

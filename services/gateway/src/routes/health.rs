@@ -1,6 +1,6 @@
-//! Operational endpoints: `/healthz` (the process is up), `/readyz` (Redis answers PING and the
-//! members, declarations, evaluations and grading services report SERVING) and `/metrics`
-//! (Prometheus text format).
+//! Operational endpoints: `/healthz` (the process is up), `/readyz` (the gateway is not draining
+//! before a stop, Redis answers PING and the members, declarations, evaluations and grading
+//! services report SERVING) and `/metrics` (Prometheus text format).
 
 use crate::problem::Problem;
 use crate::state::AppState;
@@ -46,6 +46,10 @@ async fn redis_answers(state: &AppState) -> bool {
     ),
 )]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, Problem> {
+    if state.draining().is_cancelled() {
+        // SIGTERM received: the load balancer must stop sending before the server stops.
+        return Err(Problem::unavailable("not ready: shutting down"));
+    }
     let (redis, members, declarations, evaluations, grading) = tokio::join!(
         redis_answers(&state),
         state.members().serving(),
@@ -75,7 +79,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, Probl
 }
 
 /// Prometheus metrics: `http_requests_total` and `http_request_duration_seconds` by method, route
-/// template and status.
+/// template and status, the gateway's own counters and the process metrics.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics() -> impl IntoResponse {
     (
@@ -83,6 +87,6 @@ pub async fn metrics() -> impl IntoResponse {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        jifen_platform::ops::prometheus().render(),
+        jifen_platform::ops::render(),
     )
 }

@@ -374,6 +374,61 @@ async fn health_readiness_and_metrics() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn after_the_stop_signal_readyz_fails_while_requests_are_served_until_the_drain_ends() {
+    const DRAIN: std::time::Duration = std::time::Duration::from_secs(3);
+    let app = spawn_app().await;
+    // A second gateway in front of the same services, with a drain, stopped on its own.
+    let mut settings = app.settings.clone();
+    settings.shutdown_drain = DRAIN;
+    let gateway = jifen_gateway::Application::build(settings).await.unwrap();
+    let base = format!("http://{}", gateway.addr());
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(gateway.run_until_stopped(cancel.clone()));
+    let client = reqwest::Client::new();
+    let me = || {
+        client
+            .get(format!("{base}/api/v1/me"))
+            .bearer_auth(&app.admin_token)
+            .send()
+    };
+    let ready = client.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+
+    cancel.cancel();
+    let signalled = std::time::Instant::now();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let r = client.get(format!("{base}/readyz")).send().await.unwrap();
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert_problem(status, &body, 503, "unavailable", None);
+    assert_eq!(body["detail"], "not ready: shutting down", "{body}");
+    assert_eq!(
+        me().await.unwrap().status(),
+        StatusCode::OK,
+        "still serving"
+    );
+    assert!(
+        signalled.elapsed() < DRAIN,
+        "the checks outlasted the drain"
+    );
+
+    tokio::time::timeout(std::time::Duration::from_secs(20), task)
+        .await
+        .unwrap_or_else(|_| panic!("the gateway did not stop after the drain"))
+        .unwrap()
+        .unwrap();
+    assert!(signalled.elapsed() >= DRAIN);
+    assert!(
+        reqwest::Client::new()
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_err(),
+        "the gateway is gone"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_dependency_down_is_503_not_500() {
     let keys = tempfile::tempdir().unwrap();
     jifen_platform::auth::ensure_key_pair(keys.path(), "dev").unwrap();

@@ -36,6 +36,8 @@ pub const PROJECTION_DEADLINE: std::time::Duration = std::time::Duration::from_s
 pub struct TestApp {
     /// `http://127.0.0.1:<port>`.
     pub base: String,
+    /// The gateway's settings (a test may start a second gateway in front of the same services).
+    pub settings: Settings,
     pub client: reqwest::Client,
     /// The bootstrap admin's access token.
     pub admin_token: String,
@@ -210,6 +212,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     settings.redis_url = jifen_testkit::redis_url();
     settings.redis_prefix = redis_prefix.clone();
     adjust(&mut settings);
+    let gateway_settings = settings.clone();
     let gateway = jifen_gateway::Application::build(settings).await.unwrap();
     let base = format!("http://{}", gateway.addr());
     tokio::spawn({
@@ -223,6 +226,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         .unwrap();
     let mut app = TestApp {
         base,
+        settings: gateway_settings,
         client,
         admin_token: String::new(),
         root_id: String::new(),

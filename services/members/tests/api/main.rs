@@ -9,3 +9,5 @@ mod helpers;
 mod import;
 mod members;
 mod rotation;
+mod shutdown;
+mod startup;
