@@ -129,11 +129,13 @@ async fn computed_by(instance: &Instance) -> Vec<(uuid::Uuid, String)> {
         .collect()
 }
 
-/// Shards 0..4 run one after the other while the tree changes between them: a branch is added
-/// after shard 0 ran and the first branch (in path order) moves out of the city. Every branch of
-/// the city at the end is graded by exactly one shard, the one its id names, the late one
-/// included. (With contiguous slices of the list each pod read at its start, the removal shifted
-/// every later slice and one branch fell between two pods.)
+/// Shards 0..4 run one after the other while the tree changes between them: after shard 0 ran,
+/// two branches with members arrive (one that a later shard owns, one that shard 0 owns) and the
+/// first branch (in path order) moves out of the city. Every branch of the city at the end is
+/// graded by exactly one shard, the one its id names — except the late branch whose own shard
+/// had already run, which no pod of this run grades and a re-run of its shard does. (With
+/// contiguous slices of the list each pod read at its start, the removal shifted every later
+/// slice and one branch fell between two pods.)
 #[tokio::test(flavor = "multi_thread")]
 async fn shards_grade_every_branch_once_while_branches_come_and_go() {
     let city = city(21, 8, 4);
@@ -143,8 +145,15 @@ async fn shards_grade_every_branch_once_while_branches_come_and_go() {
     instance.wait_processed(published).await;
 
     let path = format!("/{}/", city.root);
+    // A branch of 4 members under the city that shard `wanted(shard)` owns.
+    let late_branch = |wanted: fn(u32) -> bool| {
+        (22..)
+            .map(|seed| more_branches(seed, city.root, 1, 4))
+            .find(|b| wanted(Shard::of(b.branches[0], 4)))
+            .unwrap()
+    };
     let mut taken = 0;
-    let mut late = None;
+    let (mut late, mut too_late) = (None, None);
     for index in 0..4 {
         let mut progress = |_: u64, _: u64| {};
         let report = batch::run(
@@ -158,21 +167,23 @@ async fn shards_grade_every_branch_once_while_branches_come_and_go() {
         .unwrap();
         taken += report.branches;
         if index == 0 {
-            // A branch with members arrives, and the first branch moves to another committee.
-            let more = more_branches(22, city.root, 1, 4);
-            late = Some(more.branches[0]);
+            let ahead = late_branch(|s| s != 0);
+            let behind = late_branch(|s| s == 0);
+            late = Some(ahead.branches[0]);
+            too_late = Some(behind.branches[0]);
             let first = projection::branches_under(&instance.db, &path)
                 .await
                 .unwrap()[0]
                 .id;
-            let mut events = more.events;
+            let mut events = ahead.events;
+            events.extend(behind.events);
             events.push(branch_moved_away(first, 2));
             instance.publish(&events).await;
             published += i64::try_from(events.len()).unwrap();
             instance.wait_processed(published).await;
         }
     }
-    let late = late.unwrap();
+    let (late, too_late) = (late.unwrap(), too_late.unwrap());
 
     let present: Vec<uuid::Uuid> = projection::branches_under(&instance.db, &path)
         .await
@@ -180,8 +191,8 @@ async fn shards_grade_every_branch_once_while_branches_come_and_go() {
         .iter()
         .map(|b| b.id)
         .collect();
-    assert_eq!(present.len(), 8, "8 branches, one gone, one come");
-    assert!(present.contains(&late));
+    assert_eq!(present.len(), 9, "8 branches, one gone, two come");
+    assert!(present.contains(&late) && present.contains(&too_late));
     let computed = computed_by(&instance).await;
     assert_eq!(
         computed.len() as u64,
@@ -189,13 +200,17 @@ async fn shards_grade_every_branch_once_while_branches_come_and_go() {
         "no shard took a branch another had already graded"
     );
     let times = |branch: &uuid::Uuid| computed.iter().filter(|(b, _)| b == branch).count();
-    let none: Vec<_> = present.iter().filter(|b| times(b) == 0).collect();
+    assert_eq!(times(&too_late), 0, "its shard had run before it came");
+    let none: Vec<_> = present
+        .iter()
+        .filter(|b| **b != too_late && times(b) == 0)
+        .collect();
     let twice: Vec<_> = present.iter().filter(|b| times(b) > 1).collect();
     assert!(
         none.is_empty() && twice.is_empty(),
         "graded by no shard: {none:?}; by several: {twice:?}"
     );
-    for branch in &present {
+    for branch in present.iter().filter(|b| **b != too_late) {
         let by: Vec<&String> = computed
             .iter()
             .filter(|(b, _)| b == branch)
@@ -216,6 +231,21 @@ async fn shards_grade_every_branch_once_while_branches_come_and_go() {
         3,
         "the late branch's members are graded (4, one exempt)"
     );
+
+    // A re-run of shard 0 grades the branch that came after it, and only that one.
+    let mut progress = |_: u64, _: u64| {};
+    let again = batch::run(
+        &instance.grading,
+        city.root,
+        2026,
+        Shard { index: 0, count: 4 },
+        &mut progress,
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.stored, 1);
+    let computed = computed_by(&instance).await;
+    assert_eq!(computed.last(), Some(&(too_late, "batch:0/4".to_owned())));
 }
 
 /// Runs `jifen-grading batch` over the city of `instance`, as an OS process.
