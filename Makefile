@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DISRUPTIVE := test(/^disruptive_/) | test(/::disruptive_/)
 
-.PHONY: run test lint fmt build services bench clean-test-dbs tools k8s k8s-check
+.PHONY: run test lint fmt build services bench clean-test-dbs tools k8s k8s-check image image-test
 
 ## Bring up the whole cluster on this machine with a demo city (Ctrl-C stops it).
 run: services
@@ -11,7 +11,7 @@ run: services
 	scripts/run.sh
 
 ## Every test, against the real local PostgreSQL, RabbitMQ and Redis.
-test: services tools lint k8s-check
+test: services tools lint k8s-check image-test
 	scripts/dev-services.sh clean-test-dbs
 	$(CARGO) build --workspace --bins
 	$(CARGO) nextest run --workspace --all-targets -E 'not ($(DISRUPTIVE))'
@@ -38,6 +38,16 @@ clean-test-dbs:
 bench: services
 	$(CARGO) build --release --workspace --bins
 	$(CARGO) run --release -p jifen-bench -- all
+
+## The container image with the five binaries (docs/images.md): docker, podman or buildah; offline
+## with buildah when the base images cannot be pulled (JIFEN_IMAGE_OFFLINE=1 forces it).
+image:
+	CARGO="$(CARGO)" scripts/image.sh build
+
+## The image's recipe built offline from the dev binaries, then checked: user, labels, commands,
+## no shell, each binary runs inside it (docs/images.md).
+image-test:
+	CARGO="$(CARGO)" IMAGE_PROFILE=debug scripts/image.sh test
 
 tools:
 	@command -v cargo-nextest >/dev/null || $(CARGO) install cargo-nextest --locked

@@ -35,7 +35,7 @@ fn uuid_sql(prefix: &str, i: &str) -> String {
 }
 
 /// Loads a city of `members` members into the grading database `db`.
-async fn seed(db: &DatabaseConnection, members: u64) -> anyhow::Result<()> {
+pub async fn seed(db: &DatabaseConnection, members: u64) -> anyhow::Result<()> {
     let branches = members.div_ceil(MEMBERS_PER_BRANCH);
     let root = uuid_sql("00000000", "0");
     let branch = uuid_sql("00000001", "b");
@@ -212,7 +212,7 @@ pub async fn batch_vs_ceiling(members: u64) -> anyhow::Result<GradingBench> {
     })
 }
 
-async fn jifen_grading_migrate(server: &str, name: &str) -> anyhow::Result<DatabaseConnection> {
+pub async fn jifen_grading_migrate(server: &str, name: &str) -> anyhow::Result<DatabaseConnection> {
     use sea_orm_migration::MigratorTrait as _;
     let db =
         jifen_platform::db::connect(&jifen_platform::db::database_url(server, name), 4).await?;

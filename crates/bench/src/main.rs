@@ -15,6 +15,9 @@
 //! * `grading`: the year-end batch over a city of 100,000 and 300,000 members (6 and 18 million
 //!   ledger lines), beside a bare SQL `GROUP BY member` sum over the same lines (target: within
 //!   3× of it, peak memory under 1 GiB, linear growth).
+//! * `grading-shards`: the same batch over a city of 300,000 members run as 1, 2 and 4 shard
+//!   processes started together (`--shard i/n`), over one database seeded once and reused: wall
+//!   time, members/s, peak memory per process, CPU of the processes and of PostgreSQL.
 //! * `relay`: events per second through the outbox relay (PostgreSQL → RabbitMQ with publisher
 //!   confirms → marked published).
 //!
@@ -27,6 +30,7 @@ mod floor;
 mod grading;
 mod report;
 mod scenarios;
+mod shards;
 
 use clap::{Parser, ValueEnum};
 
@@ -49,6 +53,15 @@ struct Cli {
     /// City sizes (members) of the grading scenario.
     #[arg(long, value_delimiter = ',', default_values_t = vec![100_000u64, 300_000])]
     city: Vec<u64>,
+    /// City size (members) of the grading-shards scenario.
+    #[arg(long, default_value_t = 300_000)]
+    shard_city: u64,
+    /// Shard counts of the grading-shards scenario, each run as that many processes at once.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1u32, 2, 4])]
+    shards: Vec<u32>,
+    /// Seed the grading-shards city again even when an earlier run left it in place.
+    #[arg(long)]
+    fresh: bool,
     /// Events staged for the relay scenario.
     #[arg(long, default_value_t = 20_000)]
     events: usize,
@@ -62,6 +75,7 @@ enum Scenario {
     Evaluations,
     Relay,
     Grading,
+    GradingShards,
 }
 
 #[tokio::main]
@@ -120,6 +134,20 @@ async fn main() -> anyhow::Result<()> {
                 last.members as f64 / first.members as f64,
                 last.members as f64 / first.members as f64
             );
+        }
+    }
+    if matches!(cli.scenario, Scenario::All | Scenario::GradingShards) {
+        let runs = shards::shard_runs(cli.shard_city, &cli.shards, cli.fresh).await?;
+        if let Some(one) = runs.iter().find(|r| r.shards == 1) {
+            for r in runs.iter().filter(|r| r.shards > 1) {
+                println!(
+                    "{:<34} {:.2}× the speed of one process with {} ({} cores here)",
+                    "  speed-up",
+                    one.wall.as_secs_f64() / r.wall.as_secs_f64(),
+                    r.shards,
+                    std::thread::available_parallelism().map_or(0, std::num::NonZero::get)
+                );
+            }
         }
     }
     Ok(())

@@ -31,6 +31,10 @@ pub struct Instance {
     pub db: DatabaseConnection,
     pub source: DatabaseConnection,
     pub clock: Clock,
+    /// The PostgreSQL server's URL and the grading database's name, for a `jifen-grading`
+    /// process (`JIFEN_DATABASE_URL`, `JIFEN_GRADING_DATABASE`).
+    pub server_url: String,
+    pub database: String,
     cancel: CancellationToken,
 }
 
@@ -99,6 +103,8 @@ pub async fn spawn(label: &str) -> Instance {
         db: grading_db,
         source,
         clock,
+        server_url: db.server_url.clone(),
+        database: db.name.clone(),
         cancel,
     }
 }
@@ -148,6 +154,28 @@ pub async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
         .unwrap_or(0)
 }
 
+/// The branch `id` moved under another committee (out of its city's subtree), as the members
+/// service publishes an organization's new state.
+pub fn branch_moved_away(id: Uuid, version: i64) -> OutgoingEvent {
+    let elsewhere = Uuid::now_v7();
+    event(
+        "members.organization.moved.v1",
+        id.to_string(),
+        ev::OrganizationChanged {
+            organization: Some(ev::OrganizationState {
+                id: id.to_string(),
+                parent_id: elsewhere.to_string(),
+                name: format!("组织{}", &id.to_string()[..8]),
+                kind: common::OrgKind::Branch.into(),
+                unit_type: common::UnitType::Rural.into(),
+                path: format!("/{elsewhere}/{id}/"),
+                version,
+            }),
+        }
+        .encode_to_vec(),
+    )
+}
+
 fn event(routing_key: &str, subject: String, payload: Vec<u8>) -> OutgoingEvent {
     OutgoingEvent {
         routing_key: routing_key.into(),
@@ -170,9 +198,24 @@ pub struct City {
 }
 
 pub fn city(seed: u64, branches: usize, members_per_branch: usize) -> City {
+    city_or_more(seed, None, branches, members_per_branch)
+}
+
+/// More branches, with their members' year, under the root of a city already published (no
+/// root organization and no standard in its events).
+pub fn more_branches(seed: u64, root: Uuid, branches: usize, members_per_branch: usize) -> City {
+    city_or_more(seed, Some(root), branches, members_per_branch)
+}
+
+fn city_or_more(
+    seed: u64,
+    existing_root: Option<Uuid>,
+    branches: usize,
+    members_per_branch: usize,
+) -> City {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut events = Vec::new();
-    let root = Uuid::now_v7();
+    let root = existing_root.unwrap_or_else(Uuid::now_v7);
     let root_path = format!("/{root}/");
     let org = |id: Uuid,
                parent: Option<Uuid>,
@@ -196,29 +239,31 @@ pub fn city(seed: u64, branches: usize, members_per_branch: usize) -> City {
             .encode_to_vec(),
         )
     };
-    events.push(org(
-        root,
-        None,
-        common::OrgKind::Committee,
-        common::UnitType::Other,
-        &root_path,
-    ));
-    events.push(event(
-        "declarations.standard.published.v1",
-        "2026".into(),
-        ev::StandardPublished {
-            year: 2026,
-            document_json: jifen_standard::default_2026()
-                .unwrap()
-                .to_json_value()
-                .unwrap()
-                .to_string(),
-            version: 1,
-            published_by: "test".into(),
-            published_at: "2026-01-01T00:00:00Z".into(),
-        }
-        .encode_to_vec(),
-    ));
+    if existing_root.is_none() {
+        events.push(org(
+            root,
+            None,
+            common::OrgKind::Committee,
+            common::UnitType::Other,
+            &root_path,
+        ));
+        events.push(event(
+            "declarations.standard.published.v1",
+            "2026".into(),
+            ev::StandardPublished {
+                year: 2026,
+                document_json: jifen_standard::default_2026()
+                    .unwrap()
+                    .to_json_value()
+                    .unwrap()
+                    .to_string(),
+                version: 1,
+                published_by: "test".into(),
+                published_at: "2026-01-01T00:00:00Z".into(),
+            }
+            .encode_to_vec(),
+        ));
+    }
     let mut branch_ids = Vec::new();
     let mut member_ids = Vec::new();
     let member_items = [
