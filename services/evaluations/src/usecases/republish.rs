@@ -6,9 +6,9 @@
 //! rounds closed. Consumers apply an event of the version they hold again (it carries the same
 //! state), so a republication only fills what they lacked; nothing is counted twice.
 
+use super::rounds::stage_closed;
 use super::{AppError, Evaluations, round_from_row};
 use crate::domain::MemberResult;
-use crate::events::{self, RoundFacts};
 use crate::store;
 use sea_orm::TransactionTrait as _;
 use uuid::Uuid;
@@ -42,7 +42,6 @@ impl Evaluations {
                 .into_iter()
                 .map(|r| r.member_id)
                 .collect();
-            let (invited, ballots, _) = store::rounds::counts(&txn, round.id).await?;
             let results: Vec<MemberResult> = store::rounds::results(&txn, round.id)
                 .await?
                 .into_iter()
@@ -55,21 +54,7 @@ impl Evaluations {
                     valid: r.valid,
                 })
                 .collect();
-            jifen_eventbus::stage(
-                &txn,
-                events::SOURCE,
-                events::round_changed(
-                    events::ROUND_CLOSED,
-                    &RoundFacts {
-                        round: &round,
-                        roster: &roster,
-                        invited,
-                        ballots,
-                        results: &results,
-                    },
-                ),
-            )
-            .await?;
+            stage_closed(&txn, &round, &roster, &results).await?;
             txn.commit().await?;
             staged += 1;
         }

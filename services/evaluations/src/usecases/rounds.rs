@@ -349,22 +349,7 @@ impl Evaluations {
         let results = scoring::tally(&roster, ratings, &settings);
         store::rounds::update_closed(&txn, &round_to_row(&round)).await?;
         store::rounds::insert_results(&txn, id, &results).await?;
-        let (invited, ballots, _) = store::rounds::counts(&txn, id).await?;
-        jifen_eventbus::stage(
-            &txn,
-            events::SOURCE,
-            events::round_changed(
-                events::ROUND_CLOSED,
-                &RoundFacts {
-                    round: &round,
-                    roster: &roster,
-                    invited,
-                    ballots,
-                    results: &results,
-                },
-            ),
-        )
-        .await?;
+        let ballots = stage_closed(&txn, &round, &roster, &results).await?;
         let view = self.view(&txn, round).await?;
         txn.commit().await?;
         tracing::info!(round_id = %id, ballots, by = actor, "evaluation round closed");
@@ -395,4 +380,31 @@ impl Evaluations {
         })?;
         Ok(ScoringSettings::from_standard(standard.evaluation()))
     }
+}
+
+/// Stages `evaluations.round.closed.v1` for the closed `round` with its roster, its counts and
+/// `results`, in `conn`'s transaction; answers the round's ballots.
+pub(super) async fn stage_closed(
+    conn: &impl ConnectionTrait,
+    round: &Round,
+    roster: &[Uuid],
+    results: &[MemberResult],
+) -> Result<i64, AppError> {
+    let (invited, ballots, _) = store::rounds::counts(conn, round.id).await?;
+    jifen_eventbus::stage(
+        conn,
+        events::SOURCE,
+        events::round_changed(
+            events::ROUND_CLOSED,
+            &RoundFacts {
+                round,
+                roster,
+                invited,
+                ballots,
+                results,
+            },
+        ),
+    )
+    .await?;
+    Ok(ballots)
 }
