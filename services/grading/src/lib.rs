@@ -139,6 +139,23 @@ pub async fn migrate(
     .with_context(|| format!("creating, connecting to or migrating database {database_name}"))
 }
 
+/// The pool of a one-off command (`batch`, `reconcile`, `republish-finals`, `final-drift`), as
+/// the service opens its own at start-up: migrated when `JIFEN_MIGRATE_ON_START` (the default),
+/// else only checked to have no pending migration, so a command run with the service's
+/// database rights in production never needs the right to alter the schema.
+pub async fn open_for_command(core: &CoreSettings) -> anyhow::Result<DatabaseConnection> {
+    let name = database_name()?;
+    jifen_platform::db::open::<GradingMigrator>(
+        &core.database_url,
+        &name,
+        POOL_SIZE,
+        store::STARTUP_LOCK_KEY,
+        core.migrate_on_start,
+    )
+    .await
+    .with_context(|| format!("opening database {name}"))
+}
+
 /// The pool at start-up: migrated when `settings.migrate_on_start` (`JIFEN_MIGRATE_ON_START`),
 /// else checked to have no pending migration.
 async fn open_database(settings: &Settings) -> anyhow::Result<DatabaseConnection> {

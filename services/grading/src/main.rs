@@ -116,9 +116,7 @@ async fn batch(
     org: uuid::Uuid,
     shard: Option<jifen_grading::batch::Shard>,
 ) -> anyhow::Result<()> {
-    let core = jifen_platform::settings::CoreSettings::from_env()?;
-    let guard = jifen_platform::telemetry::init(jifen_grading::SERVICE_NAME, None)?;
-    let db = jifen_grading::migrate(&core.database_url, &jifen_grading::database_name()?).await?;
+    let (_, guard, db) = command_start().await?;
     let grading = jifen_grading::usecases::Grading::new(db, jifen_platform::clock::Clock::system());
     let shard = shard.unwrap_or(jifen_grading::batch::Shard::ALL);
     let terminal = std::io::stderr().is_terminal();
@@ -166,9 +164,7 @@ async fn batch(
 
 /// The reconciliation; answers whether the projection matched everywhere.
 async fn reconcile(year: i32, org: Option<uuid::Uuid>) -> anyhow::Result<bool> {
-    let core = jifen_platform::settings::CoreSettings::from_env()?;
-    let guard = jifen_platform::telemetry::init(jifen_grading::SERVICE_NAME, None)?;
-    let db = jifen_grading::migrate(&core.database_url, &jifen_grading::database_name()?).await?;
+    let (core, guard, db) = command_start().await?;
     let signer = jifen_platform::auth::TokenSigner::from_dir(
         std::path::Path::new(&core.jwt_keys_dir),
         &jifen_platform::settings::var_or("JIFEN_JWT_SIGNING_KID", "dev")?,
@@ -217,9 +213,7 @@ async fn reconcile(year: i32, org: Option<uuid::Uuid>) -> anyhow::Result<bool> {
 
 /// `republish-finals`: stages the events in the outbox; a running grading service publishes them.
 async fn republish_finals(year: i32, org: Option<uuid::Uuid>) -> anyhow::Result<()> {
-    let core = jifen_platform::settings::CoreSettings::from_env()?;
-    let guard = jifen_platform::telemetry::init(jifen_grading::SERVICE_NAME, None)?;
-    let db = jifen_grading::migrate(&core.database_url, &jifen_grading::database_name()?).await?;
+    let (_, guard, db) = command_start().await?;
     let orgs = match org {
         Some(id) => vec![id],
         None => jifen_grading::store::projection::roots(&db).await?,
@@ -244,9 +238,7 @@ async fn republish_finals(year: i32, org: Option<uuid::Uuid>) -> anyhow::Result<
 
 /// `final-drift`: one line per member whose final points differ from the ledger's, in points.
 async fn final_drift(year: i32, org: Option<uuid::Uuid>) -> anyhow::Result<()> {
-    let core = jifen_platform::settings::CoreSettings::from_env()?;
-    let guard = jifen_platform::telemetry::init(jifen_grading::SERVICE_NAME, None)?;
-    let db = jifen_grading::migrate(&core.database_url, &jifen_grading::database_name()?).await?;
+    let (_, guard, db) = command_start().await?;
     let orgs = match org {
         Some(id) => vec![id],
         None => jifen_grading::store::projection::roots(&db).await?,
@@ -278,6 +270,19 @@ async fn final_drift(year: i32, org: Option<uuid::Uuid>) -> anyhow::Result<()> {
     }
     guard.shutdown().await;
     Ok(())
+}
+
+/// What every one-off command starts with: the settings, telemetry (logs only) and the pool
+/// (`jifen_grading::open_for_command`).
+async fn command_start() -> anyhow::Result<(
+    jifen_platform::settings::CoreSettings,
+    jifen_platform::telemetry::TelemetryGuard,
+    sea_orm::DatabaseConnection,
+)> {
+    let core = jifen_platform::settings::CoreSettings::from_env()?;
+    let guard = jifen_platform::telemetry::init(jifen_grading::SERVICE_NAME, None)?;
+    let db = jifen_grading::open_for_command(&core).await?;
+    Ok((core, guard, db))
 }
 
 /// The operator's user name for the audit line (`$USER`, else `unknown`).
