@@ -163,6 +163,16 @@ clean_test_bus() {
   log "deleted $(echo "$out" | tr -d '"[]')"
 }
 
+# The H5 pages' browser tests (crates/e2e, `browser::`) drive Debian's Chromium through
+# ChromeDriver at a phone's viewport; the CJK fonts make the screenshots readable.
+ensure_browser() {
+  local missing=()
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v chromedriver >/dev/null || missing+=(chromium-driver)
+  fc-list 2>/dev/null | grep -qi 'noto sans cjk' || missing+=(fonts-noto-cjk)
+  if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
+}
+
 case "${1:-up}" in
   up)
     ensure_postgres
@@ -171,6 +181,7 @@ case "${1:-up}" in
     ensure_rabbitmq
     ensure_databases
     ensure_promtool
+    ensure_browser
     log "PostgreSQL 127.0.0.1:5432, RabbitMQ 127.0.0.1:5672, Redis 127.0.0.1:6379 are up"
     ;;
   clean-test-dbs) clean_test_dbs; clean_test_bus ;;

@@ -2,6 +2,7 @@
 //! `jifen-declarations`, `jifen-evaluations`, `jifen-grading` and `jifen-gateway` binaries, configured by environment variables), spoken to over HTTP only.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod browser;
 mod cluster;
 mod declarations;
 mod demo;
@@ -10,3 +11,4 @@ mod events;
 mod grading;
 mod observability;
 mod otlp;
+mod pages;

@@ -5,6 +5,12 @@
 // GET /api/v1/orgs/{id}/exports/ledger.xlsx?year=.
 "use strict";
 
+// Script errors and policy violations, kept for the browser tests (crates/e2e, browser.rs).
+window.__errors = [];
+window.addEventListener("error", (e) => window.__errors.push(String(e.message)));
+document.addEventListener("securitypolicyviolation", (e) =>
+  window.__errors.push("csp " + e.violatedDirective + " " + e.blockedURI));
+
 const state = { token: sessionStorage.getItem("jifen-token"), path: [] };
 
 const $ = (id) => document.getElementById(id);

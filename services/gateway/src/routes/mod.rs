@@ -150,6 +150,13 @@ pub fn router(state: AppState) -> Router {
         .route("/dashboard/", get(page::page))
         .route("/dashboard/dashboard.js", get(page::script))
         .route("/dashboard/dashboard.css", get(page::style))
+        .route("/m", get(page::app_redirect))
+        .route("/m/", get(page::app_page))
+        .route("/m/app.js", get(page::app_script))
+        .route("/m/app.css", get(page::app_style))
+        .route("/m/e", get(page::evaluation_page))
+        .route("/m/e.js", get(page::evaluation_script))
+        .route("/m/e.css", get(page::evaluation_style))
         .fallback(not_found)
         .layer(
             ServiceBuilder::new()

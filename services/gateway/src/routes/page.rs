@@ -8,6 +8,12 @@
 //! Every answer carries a strict content security policy (self only: no inline script or style,
 //! no other origin, no framing), `x-content-type-options: nosniff` and `cache-control: no-cache`.
 //! The page holds the access token in `sessionStorage` only.
+//!
+//! The H5 pages for people with a phone live beside it under `/m/` (API.md, "Web pages for people
+//! with a phone"): `GET /m/e`, the evaluation page a slip's QR code opens (群众评议), and `GET /m/`,
+//! the member's and the secretary's page (declaration, ledger, grade, review). Same rules: one
+//! static HTML file with its own script and style sheet each, embedded, the same policy, and
+//! `referrer-policy: no-referrer` so that no address of theirs leaves in a Referer header.
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -15,6 +21,12 @@ use axum::response::{IntoResponse, Response};
 const HTML: &str = include_str!("../page/dashboard.html");
 const SCRIPT: &str = include_str!("../page/dashboard.js");
 const STYLE: &str = include_str!("../page/dashboard.css");
+const EVALUATION_HTML: &str = include_str!("../page/m/e.html");
+const EVALUATION_SCRIPT: &str = include_str!("../page/m/e.js");
+const EVALUATION_STYLE: &str = include_str!("../page/m/e.css");
+const APP_HTML: &str = include_str!("../page/m/index.html");
+const APP_SCRIPT: &str = include_str!("../page/m/app.js");
+const APP_STYLE: &str = include_str!("../page/m/app.css");
 
 /// The policy of every file of the page.
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -34,6 +46,10 @@ fn file(body: &'static str, content_type: &'static str) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     response
 }
 
@@ -55,4 +71,39 @@ pub async fn script() -> Response {
 /// `GET /dashboard/dashboard.css`.
 pub async fn style() -> Response {
     file(STYLE, "text/css; charset=utf-8")
+}
+
+/// `GET /m/e`: the evaluation page (the invitation code arrives in the URL fragment).
+pub async fn evaluation_page() -> Response {
+    file(EVALUATION_HTML, "text/html; charset=utf-8")
+}
+
+/// `GET /m/e.js`.
+pub async fn evaluation_script() -> Response {
+    file(EVALUATION_SCRIPT, "text/javascript; charset=utf-8")
+}
+
+/// `GET /m/e.css`.
+pub async fn evaluation_style() -> Response {
+    file(EVALUATION_STYLE, "text/css; charset=utf-8")
+}
+
+/// `GET /m/`: the member's and the secretary's page.
+pub async fn app_page() -> Response {
+    file(APP_HTML, "text/html; charset=utf-8")
+}
+
+/// `GET /m`: to the page (its relative paths need the trailing slash).
+pub async fn app_redirect() -> axum::response::Redirect {
+    axum::response::Redirect::permanent("/m/")
+}
+
+/// `GET /m/app.js`.
+pub async fn app_script() -> Response {
+    file(APP_SCRIPT, "text/javascript; charset=utf-8")
+}
+
+/// `GET /m/app.css`.
+pub async fn app_style() -> Response {
+    file(APP_STYLE, "text/css; charset=utf-8")
 }
