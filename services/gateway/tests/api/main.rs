@@ -13,6 +13,7 @@ mod grading;
 mod grading_year;
 mod helpers;
 mod identity;
+mod limits;
 mod orgs_members;
 mod standards;
 mod support;
