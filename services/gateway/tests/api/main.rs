@@ -9,6 +9,7 @@ mod declarations;
 mod evaluations;
 mod evidence;
 mod exports;
+mod fuzz;
 mod grading;
 mod grading_year;
 mod helpers;
