@@ -107,6 +107,8 @@ METRICS = {
     "jifen_consumer_dead_letters",
     "jifen_db_pool_connections",
     "jifen_db_pool_max_connections",
+    "gateway_code_guess_refused_total",
+    "gateway_code_exchange_failures_total",
     "process_cpu_seconds_total",
     "process_resident_memory_bytes",
     "process_open_fds",

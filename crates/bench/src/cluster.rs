@@ -256,7 +256,10 @@ fn gateway_settings(
     gw.redis_url = jifen_testkit::redis_url();
     gw.redis_prefix = format!("{prefix}:");
     gw.rate_limit_per_minute = 0;
-    gw.login_attempts_per_minute = 0;
+    gw.code_exchanges_per_minute = 0;
+    gw.code_failures.free = 0;
+    gw.login_account_failures.free = 0;
+    gw.login_address_failures.free = 0;
     gw
 }
 

@@ -324,6 +324,12 @@ impl DeclarationsService for DeclarationsApi {
     ) -> Result<Response<pb::Standard>, Status> {
         let actor = self.caller(&request)?;
         let r = request.into_inner();
+        if jifen_platform::text::json_has_nul(&r.document_json) {
+            return Err(jifen_platform::grpc::invalid_argument([(
+                "document",
+                jifen_platform::text::NUL_MESSAGE,
+            )]));
+        }
         let mut check = Check::default();
         let year = check.year(r.year);
         check.done()?;
@@ -359,6 +365,19 @@ impl DeclarationsService for DeclarationsApi {
     ) -> Result<Response<pb::Declaration>, Status> {
         let actor = self.caller(&request)?;
         let r = request.into_inner();
+        jifen_platform::text::reject_nul(r.lines.iter().enumerate().flat_map(|(i, l)| {
+            std::iter::once((format!("lines[{i}].item_code"), l.item_code.as_str()))
+                .chain(std::iter::once((
+                    format!("lines[{i}].note"),
+                    l.note.as_str(),
+                )))
+                .chain(
+                    l.evidence
+                        .iter()
+                        .enumerate()
+                        .map(move |(j, e)| (format!("lines[{i}].evidence[{j}]"), e.as_str())),
+                )
+        }))?;
         let mut check = Check::default();
         let member = check.id("member_id", &r.member_id);
         let month = check.month("month", &r.month);
@@ -404,6 +423,7 @@ impl DeclarationsService for DeclarationsApi {
     ) -> Result<Response<pb::Declaration>, Status> {
         let actor = self.caller(&request)?;
         let r = request.into_inner();
+        jifen_platform::text::reject_nul([("comment", &r.comment)])?;
         let mut check = Check::default();
         let id = check.id("id", &r.id);
         let decision = match pb::ReviewDecision::try_from(r.decision) {
@@ -539,6 +559,12 @@ impl DeclarationsService for DeclarationsApi {
     ) -> Result<Response<pb::RecordBranchEntriesResponse>, Status> {
         let actor = self.caller(&request)?;
         let r = request.into_inner();
+        jifen_platform::text::reject_nul(r.entries.iter().enumerate().flat_map(|(i, e)| {
+            [
+                (format!("entries[{i}].item_code"), e.item_code.as_str()),
+                (format!("entries[{i}].note"), e.note.as_str()),
+            ]
+        }))?;
         let mut check = Check::default();
         let org = check.id("org_id", &r.org_id);
         let month = check.month("month", &r.month);
@@ -570,6 +596,7 @@ impl DeclarationsService for DeclarationsApi {
     ) -> Result<Response<pb::BranchRecord>, Status> {
         let actor = self.caller(&request)?;
         let r = request.into_inner();
+        jifen_platform::text::reject_nul([("reason", &r.reason)])?;
         let mut check = Check::default();
         let id = check.id("id", &r.id);
         check.done()?;
@@ -614,6 +641,7 @@ impl DeclarationsService for DeclarationsApi {
     ) -> Result<Response<pb::Reopening>, Status> {
         let actor = self.caller(&request)?;
         let r = request.into_inner();
+        jifen_platform::text::reject_nul([("reason", &r.reason)])?;
         let mut check = Check::default();
         let org = check.id("org_id", &r.org_id);
         let month = check.month("month", &r.month);
@@ -650,6 +678,7 @@ impl DeclarationsService for DeclarationsApi {
     ) -> Result<Response<pb::Evidence>, Status> {
         let actor = self.caller(&request)?;
         let r = request.into_inner();
+        jifen_platform::text::reject_nul([("content_type", &r.content_type)])?;
         let v = self
             .app
             .upload_evidence(&actor, &r.content_type, r.data)

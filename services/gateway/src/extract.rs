@@ -7,6 +7,9 @@
 //! * [`ListQuery`]: `page_size`, `page_token`, `recursive` query parameters.
 //! * [`PathParams`]: several path parameters by name (`{id}`, `{month}`), as text.
 //! * [`body_bytes`]: a raw body of a given media type (CSV import).
+//!
+//! A NUL in any text (JSON strings and keys, path and query parameters) is 400 naming the field
+//! ([`crate::text`]): PostgreSQL cannot store it.
 
 use crate::problem::Problem;
 use axum::extract::rejection::BytesRejection;
@@ -75,8 +78,10 @@ fn message_of(error: &serde_json::Error) -> String {
     }
 }
 
-/// Deserializes `bytes` as `T`, naming the failing field.
+/// Deserializes `bytes` as `T`, naming the failing field; a string or key holding a NUL is
+/// refused first, named by its JSON path ([`crate::text`]).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    crate::text::json_nul(bytes)?;
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = match serde_path_to_error::deserialize(&mut de) {
         Ok(v) => v,
@@ -196,6 +201,9 @@ impl<S: Send + Sync> FromRequestParts<S> for PathParams {
         let params = RawPathParams::from_request_parts(parts, state)
             .await
             .map_err(|_| Problem::invalid_field("path", "bad path parameters"))?;
+        for (name, value) in params.iter() {
+            crate::text::check(name, value)?;
+        }
         Ok(Self(
             params
                 .iter()
@@ -224,6 +232,7 @@ pub const MAX_PAGE_SIZE: i32 = 1000;
 
 impl ListQuery {
     pub fn parse(query: Option<&str>) -> Result<Self, Problem> {
+        crate::text::query_nul(query)?;
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or_default())
             .map_err(|e| Problem::invalid_field("query", e.to_string()))?;
         let mut out = Self::default();
@@ -318,6 +327,30 @@ mod tests {
         assert_eq!(p.errors[0].field, "lines[0].n");
         let p = err(r#""just a string""#);
         assert_eq!(p.errors[0].field, "body");
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Login {
+        username: String,
+    }
+
+    #[test]
+    fn nul_and_lone_surrogates_are_400_naming_the_field() {
+        let p = parse_json::<Login>(br#"{"username":"ad\u0000min"}"#).unwrap_err();
+        assert_eq!(
+            (
+                p.status.as_u16(),
+                p.code.as_str(),
+                p.errors[0].field.as_str()
+            ),
+            (400, "invalid_argument", "username")
+        );
+        for surrogate in [r#"{"username":"\ud800"}"#, r#"{"username":"x\udfff"}"#] {
+            let p = parse_json::<Login>(surrogate.as_bytes()).unwrap_err();
+            assert_eq!(p.status.as_u16(), 400, "{surrogate}");
+            assert_eq!(p.errors[0].field, "username", "{surrogate}");
+        }
     }
 
     #[test]

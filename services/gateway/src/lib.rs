@@ -18,6 +18,7 @@ pub mod qr;
 pub mod ratelimit;
 pub mod routes;
 pub mod state;
+pub mod text;
 
 use anyhow::Context as _;
 use jifen_platform::auth::{TokenSigner, TokenVerifier};
@@ -35,6 +36,24 @@ pub const MAX_EVIDENCE_BYTES: usize = 24 * 1024 * 1024;
 
 /// Default lifetime of a cached dashboard answer, in seconds.
 pub const DEFAULT_DASHBOARD_CACHE_TTL_SECS: u64 = 60;
+
+/// Default ceiling of code exchanges per client address per minute, successful or not.
+pub const DEFAULT_CODE_EXCHANGES_PER_MINUTE: u32 = 300;
+/// Default failed code exchanges per client address before the back-off starts.
+pub const DEFAULT_CODE_FAILURES_PER_ADDRESS: u32 = 20;
+/// Default failed logins per account before it is locked.
+pub const DEFAULT_LOGIN_FAILURES_PER_ACCOUNT: u32 = 5;
+/// Default failed logins per client address before the back-off starts.
+pub const DEFAULT_LOGIN_FAILURES_PER_ADDRESS: u32 = 50;
+
+/// `JIFEN_TRUSTED_PROXIES`, or 1 for the deprecated `JIFEN_TRUST_FORWARDED_FOR=true` when it is
+/// unset, else 0.
+pub fn trusted_proxies(env: &jifen_platform::settings::Env) -> Result<u8, ConfigError> {
+    match env.var_opt("JIFEN_TRUSTED_PROXIES")? {
+        Some(_) => env.parse_or("JIFEN_TRUSTED_PROXIES", 0u8),
+        None => Ok(u8::from(env.parse_or("JIFEN_TRUST_FORWARDED_FOR", false)?)),
+    }
+}
 
 /// Gateway configuration, parsed once from the environment ([`Settings::from_env`]) or built in
 /// code by tests.
@@ -64,17 +83,27 @@ pub struct Settings {
     pub refresh_ttl: Duration,
     /// Requests per caller per minute (`JIFEN_RATE_LIMIT_PER_MINUTE`, default 600; 0 = off).
     pub rate_limit_per_minute: u32,
-    /// Login attempts per client IP and username per minute (`JIFEN_LOGIN_ATTEMPTS_PER_MINUTE`,
-    /// default 20; 0 = off).
-    pub login_attempts_per_minute: u32,
+    /// Code exchanges (`POST /api/v1/auth/evaluator`) per client address per minute, successful
+    /// or not (`JIFEN_CODE_EXCHANGES_PER_MINUTE`, default 300; 0 = off): far above a meeting room.
+    pub code_exchanges_per_minute: u32,
+    /// Failed code exchanges per client address before the back-off starts
+    /// (`JIFEN_CODE_FAILURES_PER_ADDRESS`, default 20; 0 = off).
+    pub code_failures: ratelimit::Backoff,
+    /// Failed logins per account before it is locked (`JIFEN_LOGIN_FAILURES_PER_ACCOUNT`,
+    /// default 5; 0 = off).
+    pub login_account_failures: ratelimit::Backoff,
+    /// Failed logins per client address before the back-off starts
+    /// (`JIFEN_LOGIN_FAILURES_PER_ADDRESS`, default 50; 0 = off).
+    pub login_address_failures: ratelimit::Backoff,
     /// Largest request body in bytes (`JIFEN_BODY_LIMIT_BYTES`, default 1 MiB).
     pub body_limit: usize,
     /// Largest evidence file accepted by `POST /api/v1/evidence` (`JIFEN_EVIDENCE_MAX_BYTES`,
     /// default 10 MiB, at most 24 MiB; the declarations service reads the same variable).
     pub evidence_max_bytes: usize,
-    /// Take the client IP from `x-forwarded-for` (`JIFEN_TRUST_FORWARDED_FOR`, default false):
-    /// only behind an ingress that sets it.
-    pub trust_forwarded_for: bool,
+    /// Proxies in front of the gateway that append the address they saw to `x-forwarded-for`
+    /// (`JIFEN_TRUSTED_PROXIES`, default 0: the peer address is the client). The deprecated
+    /// `JIFEN_TRUST_FORWARDED_FOR=true` means 1 when `JIFEN_TRUSTED_PROXIES` is unset.
+    pub trusted_proxies: u8,
     /// How long a dashboard answer is cached in Redis (`JIFEN_DASHBOARD_CACHE_TTL_SECS`, default
     /// 60; 0 = no cache).
     pub dashboard_cache_ttl: Duration,
@@ -115,10 +144,25 @@ impl Settings {
                 30 * 24 * 3600u64,
             )?),
             rate_limit_per_minute: parse_or("JIFEN_RATE_LIMIT_PER_MINUTE", 600u32)?,
-            login_attempts_per_minute: parse_or("JIFEN_LOGIN_ATTEMPTS_PER_MINUTE", 20u32)?,
+            code_exchanges_per_minute: parse_or(
+                "JIFEN_CODE_EXCHANGES_PER_MINUTE",
+                DEFAULT_CODE_EXCHANGES_PER_MINUTE,
+            )?,
+            code_failures: ratelimit::code_backoff(parse_or(
+                "JIFEN_CODE_FAILURES_PER_ADDRESS",
+                DEFAULT_CODE_FAILURES_PER_ADDRESS,
+            )?),
+            login_account_failures: ratelimit::login_account_backoff(parse_or(
+                "JIFEN_LOGIN_FAILURES_PER_ACCOUNT",
+                DEFAULT_LOGIN_FAILURES_PER_ACCOUNT,
+            )?),
+            login_address_failures: ratelimit::login_address_backoff(parse_or(
+                "JIFEN_LOGIN_FAILURES_PER_ADDRESS",
+                DEFAULT_LOGIN_FAILURES_PER_ADDRESS,
+            )?),
             body_limit: parse_or("JIFEN_BODY_LIMIT_BYTES", 1024 * 1024usize)?,
             evidence_max_bytes: parse_or("JIFEN_EVIDENCE_MAX_BYTES", DEFAULT_EVIDENCE_MAX_BYTES)?,
-            trust_forwarded_for: parse_or("JIFEN_TRUST_FORWARDED_FOR", false)?,
+            trusted_proxies: trusted_proxies(&jifen_platform::settings::Env::process())?,
             dashboard_cache_ttl: Duration::from_secs(parse_or(
                 "JIFEN_DASHBOARD_CACHE_TTL_SECS",
                 DEFAULT_DASHBOARD_CACHE_TTL_SECS,
@@ -145,10 +189,17 @@ impl Settings {
             access_ttl: Duration::from_secs(900),
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
             rate_limit_per_minute: 600,
-            login_attempts_per_minute: 20,
+            code_exchanges_per_minute: DEFAULT_CODE_EXCHANGES_PER_MINUTE,
+            code_failures: ratelimit::code_backoff(DEFAULT_CODE_FAILURES_PER_ADDRESS),
+            login_account_failures: ratelimit::login_account_backoff(
+                DEFAULT_LOGIN_FAILURES_PER_ACCOUNT,
+            ),
+            login_address_failures: ratelimit::login_address_backoff(
+                DEFAULT_LOGIN_FAILURES_PER_ADDRESS,
+            ),
             body_limit: 1024 * 1024,
             evidence_max_bytes: DEFAULT_EVIDENCE_MAX_BYTES,
-            trust_forwarded_for: false,
+            trusted_proxies: 0,
             dashboard_cache_ttl: Duration::from_secs(DEFAULT_DASHBOARD_CACHE_TTL_SECS),
             otlp_endpoint: None,
             shutdown_drain: Duration::ZERO,
@@ -244,10 +295,13 @@ impl Application {
             access_ttl: settings.access_ttl,
             refresh_ttl: settings.refresh_ttl,
             rate_limit_per_minute: settings.rate_limit_per_minute,
-            login_attempts_per_minute: settings.login_attempts_per_minute,
+            code_exchanges_per_minute: settings.code_exchanges_per_minute,
+            code_failures: settings.code_failures,
+            login_account_failures: settings.login_account_failures,
+            login_address_failures: settings.login_address_failures,
             body_limit: settings.body_limit,
             evidence_max_bytes: settings.evidence_max_bytes,
-            trust_forwarded_for: settings.trust_forwarded_for,
+            trusted_proxies: settings.trusted_proxies,
             dashboard_cache_ttl: settings.dashboard_cache_ttl,
         });
         let listener = tokio::net::TcpListener::bind(&settings.listen)
@@ -304,6 +358,30 @@ mod tests {
             TokenSigner::from_pem("dev", &private).unwrap(),
             TokenVerifier::from_pems([("dev", public.as_str())]).unwrap(),
         )
+    }
+
+    #[test]
+    fn trusted_proxies_replace_the_forwarded_for_flag() {
+        use jifen_platform::settings::Env;
+        let n = |pairs: &[(&str, &str)]| trusted_proxies(&Env::from_pairs(pairs.to_vec()));
+        assert_eq!(n(&[]).unwrap(), 0);
+        assert_eq!(n(&[("JIFEN_TRUSTED_PROXIES", "2")]).unwrap(), 2);
+        // The deprecated flag still means one ingress.
+        assert_eq!(n(&[("JIFEN_TRUST_FORWARDED_FOR", "true")]).unwrap(), 1);
+        assert_eq!(n(&[("JIFEN_TRUST_FORWARDED_FOR", "false")]).unwrap(), 0);
+        // The count wins over the flag.
+        assert_eq!(
+            n(&[
+                ("JIFEN_TRUSTED_PROXIES", "0"),
+                ("JIFEN_TRUST_FORWARDED_FOR", "true")
+            ])
+            .unwrap(),
+            0
+        );
+        assert_eq!(
+            n(&[("JIFEN_TRUSTED_PROXIES", "-1")]).unwrap_err().name,
+            "JIFEN_TRUSTED_PROXIES"
+        );
     }
 
     /// Spoils one setting.

@@ -31,6 +31,22 @@ pub fn describe() {
     );
     metrics::describe_counter!("gateway_logins_total", "Successful password logins.");
     metrics::describe_counter!(
+        "gateway_login_lockouts_total",
+        "Locks set after failed logins, by scope (account, address)."
+    );
+    metrics::describe_counter!(
+        "gateway_code_exchange_failures_total",
+        "Failed invitation-code exchanges that look like guesses (unknown or malformed code)."
+    );
+    metrics::describe_counter!(
+        "gateway_code_guess_lockouts_total",
+        "Locks set on a client address after failed invitation-code exchanges."
+    );
+    metrics::describe_counter!(
+        "gateway_code_guess_refused_total",
+        "Invitation-code exchanges refused because their address is locked after failures."
+    );
+    metrics::describe_counter!(
         "gateway_refresh_reuse_total",
         "Refresh tokens presented again after rotation (possible theft)."
     );

@@ -5,6 +5,7 @@ use crate::clients::{
     Members, MembersClient,
 };
 use crate::problem::Problem;
+use crate::ratelimit::Backoff;
 use jifen_platform::auth::{TokenSigner, TokenVerifier};
 use redis::aio::ConnectionManager;
 use std::sync::Arc;
@@ -27,11 +28,19 @@ pub struct StateParts {
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
     pub rate_limit_per_minute: u32,
-    pub login_attempts_per_minute: u32,
+    /// Code exchanges per client address per minute, successful or not (0 = off).
+    pub code_exchanges_per_minute: u32,
+    /// Failed code exchanges per client address.
+    pub code_failures: Backoff,
+    /// Failed logins per account (normalized username).
+    pub login_account_failures: Backoff,
+    /// Failed logins per client address.
+    pub login_address_failures: Backoff,
     pub body_limit: usize,
     /// Largest evidence file (`POST /api/v1/evidence`).
     pub evidence_max_bytes: usize,
-    pub trust_forwarded_for: bool,
+    /// Proxies in front of the gateway that append to `x-forwarded-for` (0: the peer address).
+    pub trusted_proxies: u8,
     /// Lifetime of a cached dashboard answer (zero: no cache).
     pub dashboard_cache_ttl: Duration,
 }
@@ -135,8 +144,20 @@ impl AppState {
         self.p().rate_limit_per_minute
     }
 
-    pub fn login_attempts_per_minute(&self) -> u32 {
-        self.p().login_attempts_per_minute
+    pub fn code_exchanges_per_minute(&self) -> u32 {
+        self.p().code_exchanges_per_minute
+    }
+
+    pub fn code_failures(&self) -> Backoff {
+        self.p().code_failures
+    }
+
+    pub fn login_account_failures(&self) -> Backoff {
+        self.p().login_account_failures
+    }
+
+    pub fn login_address_failures(&self) -> Backoff {
+        self.p().login_address_failures
     }
 
     pub fn body_limit(&self) -> usize {
@@ -163,8 +184,9 @@ impl AppState {
         self.p().dashboard_cache_ttl
     }
 
-    pub fn trust_forwarded_for(&self) -> bool {
-        self.p().trust_forwarded_for
+    /// How many proxies' `x-forwarded-for` entries to trust ([`crate::ratelimit::client_ip`]).
+    pub fn trusted_proxies(&self) -> u8 {
+        self.p().trusted_proxies
     }
 }
 

@@ -477,6 +477,12 @@ impl GradingService for GradingApi {
     ) -> Result<Response<pb::Grading>, Status> {
         let caller = self.caller(&request)?;
         let r = request.into_inner();
+        jifen_platform::text::reject_nul(
+            r.overrides
+                .iter()
+                .enumerate()
+                .map(|(i, o)| (format!("overrides[{i}].reason"), o.reason.as_str())),
+        )?;
         let org = id("org_id", &r.org_id)?;
         let overrides = r
             .overrides
@@ -496,6 +502,7 @@ impl GradingService for GradingApi {
     ) -> Result<Response<pb::Appeal>, Status> {
         let caller = self.caller(&request)?;
         let r = request.into_inner();
+        jifen_platform::text::reject_nul([("reason", &r.reason)])?;
         let member = id("member_id", &r.member_id)?;
         self.app
             .file_appeal(&caller, member, r.year, &r.reason)
@@ -510,6 +517,7 @@ impl GradingService for GradingApi {
     ) -> Result<Response<pb::Appeal>, Status> {
         let caller = self.caller(&request)?;
         let r = request.into_inner();
+        jifen_platform::text::reject_nul([("reason", &r.reason)])?;
         let appeal = id("appeal_id", &r.appeal_id)?;
         let change_to = match pb::AppealDecision::try_from(r.decision) {
             Ok(pb::AppealDecision::Uphold) => None,

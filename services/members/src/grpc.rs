@@ -269,6 +269,7 @@ impl MembersService for MembersApi {
     ) -> Result<Response<pb::Organization>, Status> {
         let actor = self.caller(&request)?;
         let r = request.into_inner();
+        jifen_platform::text::reject_nul([("name", &r.name)])?;
         let mut v = Violations::new();
         let parent_id = v.check("parent_id", parse_id(&r.parent_id));
         let name = v.check("name", OrgName::parse(&r.name));
@@ -361,6 +362,14 @@ impl MembersService for MembersApi {
     ) -> Result<Response<pb::Member>, Status> {
         let actor = self.caller(&request)?;
         let r = request.into_inner();
+        jifen_platform::text::reject_nul([
+            ("name", r.name.as_str()),
+            ("joined_on", &r.joined_on),
+            ("phone", r.phone.as_deref().unwrap_or_default()),
+            ("id_card", r.id_card.as_deref().unwrap_or_default()),
+            ("username", r.username.as_deref().unwrap_or_default()),
+            ("password", r.password.as_deref().unwrap_or_default()),
+        ])?;
         let today = crate::usecases::today();
         let mut v = Violations::new();
         let org_id = v.check("org_id", parse_id(&r.org_id));
@@ -442,6 +451,12 @@ impl MembersService for MembersApi {
     ) -> Result<Response<pb::Member>, Status> {
         let actor = self.caller(&request)?;
         let r = request.into_inner();
+        jifen_platform::text::reject_nul([
+            ("name", r.name.as_deref().unwrap_or_default()),
+            ("joined_on", r.joined_on.as_deref().unwrap_or_default()),
+            ("phone", r.phone.as_deref().unwrap_or_default()),
+            ("id_card", r.id_card.as_deref().unwrap_or_default()),
+        ])?;
         let today = crate::usecases::today();
         let mut v = Violations::new();
         let id = v.check("id", parse_id(&r.id));
@@ -508,6 +523,7 @@ impl MembersService for MembersApi {
     ) -> Result<Response<pb::Member>, Status> {
         let actor = self.caller(&request)?;
         let r = request.into_inner();
+        jifen_platform::text::reject_nul([("reason", &r.reason)])?;
         let mut v = Violations::new();
         let id = v.check("id", parse_id(&r.id));
         let to = v.check("to_org_id", parse_id(&r.to_org_id));
@@ -556,6 +572,7 @@ impl MembersService for MembersApi {
     ) -> Result<Response<pb::Sanction>, Status> {
         let actor = self.caller(&request)?;
         let r = request.into_inner();
+        jifen_platform::text::reject_nul([("reason", &r.reason)])?;
         let today = crate::usecases::today();
         let mut v = Violations::new();
         let member_id = v.check("member_id", parse_id(&r.member_id));
@@ -597,6 +614,13 @@ impl MembersService for MembersApi {
     ) -> Result<Response<pb::ImportMembersResponse>, Status> {
         let actor = self.caller(&request)?;
         let r = request.into_inner();
+        if let Some(at) = r.csv.iter().position(|&b| b == 0) {
+            let line = r.csv[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+            return Err(jifen_platform::grpc::invalid_argument([(
+                "csv",
+                format!("line {line}: {}", jifen_platform::text::NUL_MESSAGE),
+            )]));
+        }
         let outcome = self
             .app
             .import_members(&actor, &r.csv)
@@ -610,6 +634,8 @@ impl MembersService for MembersApi {
         request: Request<pb::AuthenticateRequest>,
     ) -> Result<Response<common::Principal>, Status> {
         let r = request.into_inner();
+        // A NUL cannot be in any stored username; looking it up would fail the query.
+        jifen_platform::text::reject_nul([("username", &r.username), ("password", &r.password)])?;
         let mut v = Violations::new();
         if r.username.trim().is_empty() {
             v.add("username", ValueError::Missing.to_string());

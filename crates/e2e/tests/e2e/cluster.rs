@@ -127,7 +127,7 @@ impl Cluster {
             ("JIFEN_RATE_LIMIT_PER_MINUTE", "100000".into()),
             // A test's evaluators all redeem their codes from 127.0.0.1 within a minute (the
             // limits themselves are tested in the gateway's tests).
-            ("JIFEN_LOGIN_ATTEMPTS_PER_MINUTE", "1000".into()),
+            ("JIFEN_CODE_EXCHANGES_PER_MINUTE", "1000".into()),
             ("RUST_LOG", "info".into()),
             ("JIFEN_SHUTDOWN_DRAIN_SECS", "0".into()),
         ]

@@ -15,8 +15,11 @@
 //! short-lived access token good for that code's round only (docs/evaluator-anonymity.md): the
 //! evaluations service checks the code (`RedeemInvitation`) and answers an opaque ballot ticket,
 //! which becomes the token's subject `evaluator:<ticket>`. A member code is redeemed with the
-//! member's own bearer token, so the member is left off their ballot. Attempts count per client
-//! IP against the login limit.
+//! member's own bearer token, so the member is left off their ballot.
+//!
+//! Limits (docs/rate-limits.md): failed logins count per account and per client address, failed
+//! code exchanges per client address, each with a doubling lock-out; successes are not counted
+//! (but code exchanges stay under a generous per-address ceiling).
 
 use crate::auth::{Authn, Caller};
 use crate::convert::{LoginRequest, Me, RefreshRequest, TokenResponse, principal_from_proto};
@@ -182,6 +185,56 @@ fn require_non_empty(field: &str, value: &str, problem: Option<Problem>) -> Opti
     })
 }
 
+/// The failure scope of accounts (`fail:login-account:<hash>`).
+const LOGIN_ACCOUNT: &str = "login-account";
+/// The failure scope of client addresses for logins.
+const LOGIN_ADDRESS: &str = "login-address";
+/// The failure scope of client addresses for code exchanges.
+const CODE_ADDRESS: &str = "code-address";
+
+/// The key of an account in the limiter: the SHA-256 of the normalized username (trimmed,
+/// lower case), so that any text a client sends makes a short key and Redis holds no names.
+fn account_key(username: &str) -> String {
+    token_hash(&username.trim().to_lowercase())
+}
+
+/// Counts a failed login against the account and the address; logs and counts a lock-out.
+async fn login_failed(state: &AppState, account: &str, ip: &str) {
+    let by_account = ratelimit::record_failure(
+        state,
+        LOGIN_ACCOUNT,
+        account,
+        state.login_account_failures(),
+    )
+    .await;
+    if let Some((failures, Some(delay))) = by_account {
+        metrics::counter!("gateway_login_lockouts_total", "scope" => "account").increment(1);
+        tracing::warn!(
+            failures,
+            locked_secs = delay.as_secs(),
+            "an account is locked after failed logins"
+        );
+    }
+    let by_address =
+        ratelimit::record_failure(state, LOGIN_ADDRESS, ip, state.login_address_failures()).await;
+    if let Some((failures, Some(delay))) = by_address {
+        metrics::counter!("gateway_login_lockouts_total", "scope" => "address").increment(1);
+        tracing::warn!(
+            client.address = %ip,
+            failures,
+            locked_secs = delay.as_secs(),
+            "a client address is locked after failed logins"
+        );
+    }
+}
+
+/// Whether a failed redemption is a guess (the code is unknown or not a code at all), as
+/// opposed to a real code refused for its state (used, round closed, wrong login) or a
+/// dependency failure.
+fn is_guess(status: &tonic::Status) -> bool {
+    matches!(status.code(), Code::Unauthenticated | Code::InvalidArgument)
+}
+
 /// Logs in with a username and password.
 #[utoipa::path(
     post,
@@ -191,6 +244,7 @@ fn require_non_empty(field: &str, value: &str, problem: Option<Problem>) -> Opti
     responses(
         (status = 200, description = "Tokens", body = TokenResponse),
         (status = 401, description = "Wrong username or password", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed logins for this account or from this address; see `retry-after`", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
     ),
 )]
 pub async fn login(
@@ -202,8 +256,14 @@ pub async fn login(
     if let Some(p) = require_non_empty("password", &body.password, invalid) {
         return Err(p);
     }
-    let who = format!("{ip}|{}", body.username.trim().to_lowercase());
-    ratelimit::check(&state, "login", &who, state.login_attempts_per_minute()).await?;
+    // Failures count per account and per address; a lock refuses before the password is
+    // checked, with the same answer whether the account exists or not (docs/rate-limits.md).
+    let account = account_key(&body.username);
+    let locks = [
+        (LOGIN_ACCOUNT, account.as_str()),
+        (LOGIN_ADDRESS, ip.as_str()),
+    ];
+    ratelimit::refuse_if_locked(&state, &locks).await?;
     let mut members = state.members_as_gateway()?;
     let request = pb::AuthenticateRequest {
         username: body.username,
@@ -212,6 +272,7 @@ pub async fn login(
     let principal = match members.authenticate(request).await {
         Ok(p) => principal_from_proto(p.into_inner()),
         Err(status) if status.code() == Code::Unauthenticated => {
+            login_failed(&state, &account, &ip).await;
             return Err(Problem::unauthenticated(
                 "invalid_credentials",
                 "wrong username or password",
@@ -219,6 +280,7 @@ pub async fn login(
         }
         Err(status) => return Err(status.into()),
     };
+    ratelimit::forget_failures(&state, LOGIN_ACCOUNT, &account).await;
     metrics::counter!("gateway_logins_total").increment(1);
     issue(&state, &principal).await.map(Json)
 }
@@ -336,6 +398,22 @@ pub struct EvaluatorTokenResponse {
     pub evaluator_kind: Option<crate::routes::evaluations::EvaluatorKind>,
 }
 
+/// Counts a failed (guess-like) code exchange against the address; a lock is logged and
+/// counted so that an alert can fire (the code itself is never logged).
+async fn code_failed(state: &AppState, ip: &str) {
+    metrics::counter!("gateway_code_exchange_failures_total").increment(1);
+    let counted = ratelimit::record_failure(state, CODE_ADDRESS, ip, state.code_failures()).await;
+    if let Some((failures, Some(delay))) = counted {
+        metrics::counter!("gateway_code_guess_lockouts_total").increment(1);
+        tracing::warn!(
+            client.address = %ip,
+            failures,
+            locked_secs = delay.as_secs(),
+            "a client address is locked after failed invitation-code exchanges (guessing?)"
+        );
+    }
+}
+
 /// Trades an invitation code for an evaluator token. A member code needs the member's own
 /// bearer token on this request.
 #[utoipa::path(
@@ -348,6 +426,7 @@ pub struct EvaluatorTokenResponse {
         (status = 401, description = "Unknown code", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "A member code without a member login, or by someone off the roster", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "The code was used, or the round is closed", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed exchanges from this address; see `retry-after`", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
     ),
 )]
 pub async fn evaluator_login(
@@ -359,7 +438,19 @@ pub async fn evaluator_login(
     if let Some(p) = require_non_empty("code", &body.code, None) {
         return Err(p);
     }
-    ratelimit::check(&state, "evaluator", &ip, state.login_attempts_per_minute()).await?;
+    // Failed exchanges lock the address with a growing delay; successes only count against a
+    // ceiling far above a meeting room (docs/rate-limits.md). Nothing here names a code.
+    if let Err(refused) = ratelimit::refuse_if_locked(&state, &[(CODE_ADDRESS, &ip)]).await {
+        metrics::counter!("gateway_code_guess_refused_total").increment(1);
+        return Err(refused);
+    }
+    ratelimit::check(
+        &state,
+        "code-exchange",
+        &ip,
+        state.code_exchanges_per_minute(),
+    )
+    .await?;
     // A member redeems with their own token (the service reads who they are from it); anyone
     // else is anonymous, and the gateway calls with its service identity.
     let mut evaluations = match authn.map(|Extension(a)| a) {
@@ -374,10 +465,18 @@ pub async fn evaluator_login(
         }
         _ => state.evaluations_as_gateway()?,
     };
-    let redeemed = evaluations
+    let redeemed = match evaluations
         .redeem_invitation(epb::RedeemInvitationRequest { code: body.code })
-        .await?
-        .into_inner();
+        .await
+    {
+        Ok(r) => r.into_inner(),
+        Err(status) => {
+            if is_guess(&status) {
+                code_failed(&state, &ip).await;
+            }
+            return Err(status.into());
+        }
+    };
     let round_id: uuid::Uuid = redeemed
         .round_id
         .parse()

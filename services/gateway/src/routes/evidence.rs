@@ -103,6 +103,7 @@ pub async fn upload_evidence(
             ));
         }
         let file_name = field.file_name().unwrap_or_default().to_owned();
+        crate::text::check(FILE_FIELD, &file_name)?;
         let mut data = Vec::new();
         while let Some(chunk) = field
             .chunk()

@@ -311,6 +311,14 @@ pub async fn import_members(
     if csv.is_empty() {
         return Err(Problem::invalid_field("body", "the CSV file is empty"));
     }
+    if let Some(at) = csv.iter().position(|&b| b == 0) {
+        // Line 1 is the header row.
+        let line = csv[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+        return Err(Problem::invalid_field(
+            "body",
+            format!("line {line}: {}", crate::text::NUL_MESSAGE),
+        ));
+    }
     let request = pb::ImportMembersRequest { csv: csv.to_vec() };
     let result = state
         .members()

@@ -167,6 +167,7 @@ pub fn router(state: AppState) -> Router {
                 .layer(from_fn(problem::ensure_problem))
                 .layer(Extension(BodyLimit(limit)))
                 .layer(DefaultBodyLimit::max(limit))
+                .layer(from_fn(crate::text::reject_nul_in_uri))
                 .layer(from_fn_with_state(state.clone(), crate::auth::authenticate))
                 .layer(from_fn_with_state(state.clone(), ratelimit::rate_limit))
                 .layer(from_fn_with_state(state.clone(), idempotency::idempotency)),

@@ -695,14 +695,23 @@ async fn the_printable_sheet_and_codes_are_never_replayed() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_evaluator_login_is_rate_limited_per_client() {
-    let app = spawn_app_with(|s| s.login_attempts_per_minute = 3).await;
+async fn failed_evaluator_logins_lock_the_client_address() {
+    let app = spawn_app_with(|s| s.code_failures.free = 3).await;
     for _ in 0..3 {
         let (status, body) = redeem(&app, "ZZZZ-ZZZZ-ZZZZ", None).await;
         assert_problem(status, &body, 401, "invalid_code", None);
     }
-    let (status, body) = redeem(&app, "ZZZZ-ZZZZ-ZZZZ", None).await;
-    assert_problem(status, &body, 429, "rate_limited", None);
+    let r = app
+        .raw(
+            reqwest::Method::POST,
+            "/api/v1/auth/evaluator",
+            None,
+            Some(&json!({"code": "ZZZZ-ZZZZ-ZZZZ"})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers().contains_key("retry-after"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

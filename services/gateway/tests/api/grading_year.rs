@@ -909,7 +909,7 @@ async fn a_whole_year_of_a_branch_is_graded_to_the_deci_point() {
     // A year squeezed into seconds: 36 logins and evaluator codes, and a busy secretary, would
     // trip the per-minute rate limits meant for people.
     let app = spawn_app_with(|s| {
-        s.login_attempts_per_minute = 10_000;
+        s.code_exchanges_per_minute = 10_000;
         s.rate_limit_per_minute = 100_000;
     })
     .await;

@@ -157,39 +157,6 @@ async fn wrong_credentials_and_bad_tokens_are_401_problems() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn login_is_limited_per_ip_and_username() {
-    let app = crate::helpers::spawn_app_with(|s| s.login_attempts_per_minute = 3).await;
-    // spawn_app logged admin in once already.
-    for _ in 0..2 {
-        let (status, _) = app
-            .post(
-                "/api/v1/auth/login",
-                None,
-                &json!({"username": "admin", "password": "wrong-password"}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED);
-    }
-    let (status, body) = app
-        .post(
-            "/api/v1/auth/login",
-            None,
-            &json!({"username": "admin", "password": ADMIN_PASSWORD}),
-        )
-        .await;
-    assert_problem(status, &body, 429, "rate_limited", None);
-    // Another username from the same address is not affected.
-    let (status, _) = app
-        .post(
-            "/api/v1/auth/login",
-            None,
-            &json!({"username": "someone", "password": "wrong-password"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn a_refresh_token_stored_before_families_still_refreshes_once() {
     use sha2::Digest as _;
     let app = spawn_app().await;

@@ -747,3 +747,38 @@ async fn roles_granted_show_in_the_principal() {
     assert_eq!(err.code(), Code::Unauthenticated);
     app.stop().await;
 }
+
+/// Defence in depth (issue 15, point 5): the service itself refuses a NUL in text it stores or
+/// looks up, naming the field, instead of failing the query (500) — whoever calls it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_nul_in_stored_or_looked_up_text_is_invalid_argument() {
+    let app = spawn_app().await;
+    let mut anonymous = app.client(None).await;
+    let status = anonymous
+        .authenticate(pb::AuthenticateRequest {
+            username: "ad\0min".into(),
+            password: "jifen-admin".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(details(&status).1, ["username"]);
+
+    let mut admin = app.root_admin().await;
+    let status = admin
+        .create_organization(org_request(&app.root, "党\0委", common::OrgKind::Committee))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(details(&status).1, ["name"]);
+
+    let status = admin
+        .import_members(pb::ImportMembersRequest {
+            csv: b"name,gender,category,joined_on,phone,id_card,org_id\n\0,,,,,,\n".to_vec(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(details(&status).1, ["csv"]);
+    app.stop().await;
+}
