@@ -372,3 +372,263 @@ async fn a_member_declares_on_a_phone_and_the_secretary_adjusts_and_approves() {
     member.close().await.unwrap();
     secretary.close().await.unwrap();
 }
+
+/// Whether the page fits the phone's width (nothing wider than the screen to scroll sideways).
+async fn fits_width(phone: &Client) -> bool {
+    phone
+        .execute(
+            "return document.documentElement.scrollWidth <= window.innerWidth;",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_bool()
+        .unwrap_or(false)
+}
+
+/// The secretary's other tools and the member's grade: a wrong password is refused in words;
+/// two submitted declarations are approved in one batch; a branch item is recorded for both
+/// members, and a recording over the item's monthly cap is refused in words; once the branch
+/// has confirmed the year's grading, the member sees the grade with its reasons and appeals
+/// (a second appeal is refused in words).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_secretary_batch_approves_and_records_and_the_member_sees_the_grade_and_appeals() {
+    let cluster = Cluster::start("h5secretary").await;
+    let admin = cluster.login("admin", ADMIN_PASSWORD).await;
+    let month = this_month();
+    let year = month[..4].to_owned();
+    if year != "2026" {
+        let mut doc = jifen_standard::default_2026()
+            .unwrap()
+            .to_json_value()
+            .unwrap();
+        doc["year"] = json!(year.parse::<i32>().unwrap());
+        let (status, body) = cluster
+            .put(&admin, &format!("/api/v1/standards/{year}"), doc)
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (_, me) = cluster.get(&admin, "/api/v1/me").await;
+    let root = me["roles"][0]["org_id"].as_str().unwrap().to_owned();
+    let (status, branch) = cluster
+        .post(
+            &admin,
+            "/api/v1/orgs",
+            json!({"parent_id": root, "name": "第二党支部", "kind": "branch", "unit_type": "other"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{branch}");
+    let branch = branch["id"].as_str().unwrap().to_owned();
+    let mut ids = Vec::new();
+    for (name, username) in [
+        ("王建国", "wangjg"),
+        ("赵丽", "zhaol"),
+        ("周书记", "zhousj"),
+    ] {
+        let (status, m) = cluster
+            .post(
+                &admin,
+                "/api/v1/members",
+                json!({"org_id": branch, "name": name, "category": "full", "joined_on": "2010-07-01",
+                       "username": username, "password": "h5-password-2"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{m}");
+        ids.push(m["id"].as_str().unwrap().to_owned());
+    }
+    let (status, body) = cluster
+        .post(
+            &admin,
+            &format!("/api/v1/orgs/{branch}/roles"),
+            json!({"member_id": ids[2], "role": "secretary"}),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    // Both members declare F01 once and submit, through the API.
+    for (i, username) in ["wangjg", "zhaol"].into_iter().enumerate() {
+        let token = cluster.login(username, "h5-password-2").await;
+        let path = format!("/api/v1/members/{}/declarations/{month}", ids[i]);
+        let draft = eventually(60, "the declarations replica knows the member", || {
+            let (cluster, token, path) = (&cluster, &token, &path);
+            async move {
+                let (status, draft) = cluster
+                    .put(
+                        token,
+                        path,
+                        json!({"lines": [{"item_code": "F01", "quantity": 1}]}),
+                    )
+                    .await;
+                (status == 200).then_some(draft)
+            }
+        })
+        .await;
+        let id = draft["id"].as_str().unwrap();
+        let (status, body) = cluster
+            .post(
+                &token,
+                &format!("/api/v1/declarations/{id}:submit"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    let browser = Browser::start().await;
+    let secretary = browser.phone().await;
+    log_in(
+        &secretary,
+        &cluster.base,
+        "zhousj",
+        "wrong-password",
+        "s11-login",
+    )
+    .await;
+    wait_text(&secretary, "#login-error", "用户名或密码错误").await;
+    screenshot(&secretary, "s12-login-refused").await;
+    type_into(
+        &secretary,
+        "#login-form input[name=password]",
+        "h5-password-2",
+    )
+    .await;
+    tap(&secretary, "#login-form button[type=submit]").await;
+    find(
+        &secretary,
+        "#tabs:not([hidden]) a[data-view=review]:not([hidden])",
+    )
+    .await;
+    tap(&secretary, "#tabs a[data-view=review]").await;
+    wait_text(&secretary, "#queue", "王建国").await;
+    wait_text(&secretary, "#queue", "赵丽").await;
+    tap(&secretary, ".actions .secondary").await; // 全选
+    wait_text(&secretary, ".actions .primary", "批量通过（2）").await;
+    screenshot(&secretary, "s13-batch-chosen").await;
+    assert!(fits_width(&secretary).await);
+    tap(&secretary, ".actions .primary").await;
+    wait_text(&secretary, "#notice", "已通过 2 份").await;
+    wait_text(&secretary, "#queue", "没有待审核的申报").await;
+    screenshot(&secretary, "s14-batch-approved").await;
+    for id in &ids[..2] {
+        let (_, d) = cluster
+            .get(
+                &admin,
+                &format!("/api/v1/members/{id}/declarations/{month}"),
+            )
+            .await;
+        assert_eq!(d["status"], "approved", "{d}");
+    }
+
+    // Branch records: P01 (支部集中学习, 2 points, at most 4 a month) once for both members.
+    tap(&secretary, "a.button[href^='#/records/']").await;
+    find(&secretary, "#records-list").await;
+    find(&secretary, ".records select option[value=P01]").await;
+    for id in &ids[..2] {
+        tap(&secretary, &format!(".members input[value='{id}']")).await;
+    }
+    tap(&secretary, ".records .primary").await;
+    wait_text(&secretary, "#notice", "已登记 2 人").await;
+    wait_text(&secretary, "#records-list", "王建国").await;
+    screenshot(&secretary, "s15-branch-recorded").await;
+    // Three more occurrences would be 8 points, over the monthly cap: refused in words.
+    type_into(&secretary, ".records input[type=number]", "3").await;
+    tap(&secretary, &format!(".members input[value='{}']", ids[0])).await;
+    tap(&secretary, ".records .primary").await;
+    wait_text(&secretary, "#error", "超过了该项目的每月上限").await;
+    wait_text(&secretary, "#error", "「参加支部集中学习」每月最多 4 分").await;
+    assert!(
+        find(&secretary, "#notice")
+            .await
+            .text()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    screenshot(&secretary, "s16-over-the-cap").await;
+    assert_eq!(page_errors(&secretary).await, Vec::<String>::new());
+
+    // The branch computes and confirms the year's grading once the ledger has every point:
+    // F01 1 + P01 2 = 3 points each.
+    let member_token = cluster.login("wangjg", "h5-password-2").await;
+    let ledger_path = format!("/api/v1/members/{}/ledger?year={year}", ids[0]);
+    eventually(
+        60,
+        "the ledger has the approval and the branch record",
+        || {
+            let (cluster, token, path) = (&cluster, &member_token, &ledger_path);
+            async move {
+                let (_, ledger) = cluster.get(token, path).await;
+                (ledger["total"].as_f64() == Some(3.0)).then_some(())
+            }
+        },
+    )
+    .await;
+    let secretary_token = cluster.login("zhousj", "h5-password-2").await;
+    let (status, computed) = cluster
+        .post(
+            &secretary_token,
+            &format!("/api/v1/orgs/{branch}/gradings/{year}:compute"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{computed}");
+    let (status, confirmed) = cluster
+        .post(
+            &secretary_token,
+            &format!("/api/v1/orgs/{branch}/gradings/{year}:confirm"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{confirmed}");
+    let mine = confirmed["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["member_id"] == ids[0].as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(mine["grade"], "unqualified", "{confirmed}");
+
+    let member = browser.phone().await;
+    log_in(
+        &member,
+        &cluster.base,
+        "wangjg",
+        "h5-password-2",
+        "m11-login",
+    )
+    .await;
+    wait_text(&member, "#decl-summary", "已通过").await;
+    tap(&member, "#tabs a[data-view=grade]").await;
+    wait_text(&member, "#grade-value", "不合格").await;
+    wait_text(&member, "#grade-card", "公示中").await;
+    // The reason no_valid_evaluation (RULES.md §5), in words.
+    wait_text(&member, "#grade-card", "没有有效的季度群众评议").await;
+    assert_eq!(
+        text_of(&member, "#grade-card .figures .value").await,
+        points(&mine["total"])
+    );
+    screenshot(&member, "m12-grade").await;
+    type_into(
+        &member,
+        ".appeal textarea",
+        "12月的志愿服务未计入，申请复核",
+    )
+    .await;
+    tap(&member, ".appeal .primary").await;
+    wait_text(&member, "#notice", "申诉已提交").await;
+    wait_text(&member, ".appeal", "12月的志愿服务未计入").await;
+    screenshot(&member, "m13-appealed").await;
+    // The page keeps no list of appeals: after a reload the form is back, and a second appeal
+    // is refused in words.
+    member.refresh().await.unwrap();
+    wait_text(&member, "#grade-value", "不合格").await;
+    type_into(&member, ".appeal textarea", "再次申诉").await;
+    tap(&member, ".appeal .primary").await;
+    wait_text(&member, "#error", "您已提交申诉").await;
+    screenshot(&member, "m14-appeal-open").await;
+    assert!(fits_width(&member).await);
+    assert_eq!(page_errors(&member).await, Vec::<String>::new());
+
+    member.close().await.unwrap();
+    secretary.close().await.unwrap();
+}

@@ -116,6 +116,19 @@ function fieldText(field, message) {
   return where + (FIELDS[name] || message || field);
 }
 
+// The service's detail of monthly_cap_exceeded ("item P01 is capped at 4 points a month; this
+// member would count 8 in 2026-12") in words, with the item's name from a standard read before.
+function capText(detail) {
+  const m = /item (\S+) is capped at ([\d.]+) points? a month(?:.*?would count ([\d.-]+))?/.exec(detail);
+  if (!m) return "";
+  let name = m[1];
+  for (const key of Object.keys(state.standards)) {
+    const item = state.standards[key].byCode.get(m[1]);
+    if (item) { name = item.name; break; }
+  }
+  return "：「" + name + "」每月最多 " + m[2] + " 分" + (m[3] ? "，这样将达到 " + m[3] + " 分" : "");
+}
+
 // A problem (or any error) as a sentence in Chinese.
 function problemText(error) {
   if (!(error instanceof ApiError)) return String((error && error.message) || error);
@@ -125,7 +138,7 @@ function problemText(error) {
     const chinese = /[\u4e00-\u9fff]/;
     text = chinese.test(p.detail || "") ? p.detail : chinese.test(p.title || "") ? p.title : "操作失败（" + error.status + "）";
   }
-  if (p.code === "monthly_cap_exceeded" && p.detail) text += "（" + p.detail + "）";
+  if (p.code === "monthly_cap_exceeded") return text + capText(p.detail || "");
   if (p.errors && p.errors.length) text += "：" + p.errors.map((e) => fieldText(e.field, e.message)).join("；");
   return text;
 }
@@ -218,6 +231,7 @@ function button(label, cls, action) {
     if (b.disabled) return;
     b.disabled = true;
     showError(null);
+    notice(null);
     try { await action(b); } catch (e) { showError(e); } finally { b.disabled = false; }
   });
   return b;
@@ -891,16 +905,20 @@ async function viewGrade(year) {
   page.append(card);
   if (grading.status === "confirmed") {
     const reason = h("textarea", { rows: "4", maxlength: "1000", placeholder: "请写明对定级结果有异议的理由" });
-    page.append(h("section", { class: "card appeal" },
+    const section = h("section", { class: "card appeal" });
+    section.append(
       h("h3", { text: "申诉" }),
       h("p", { class: "muted", text: "公示期内对定级结果有异议的，可以向上级党组织申诉。" }),
       reason,
       button("提交申诉", "primary wide", async () => {
         if (!reason.value.trim()) throw new Error("请填写申诉理由");
-        await send("POST", "/api/v1/members/" + state.member.id + "/gradings/" + year + "/appeals", { reason: reason.value.trim() });
-        reason.value = "";
+        const appeal = await send("POST", "/api/v1/members/" + state.member.id + "/gradings/" + year + "/appeals", { reason: reason.value.trim() });
+        section.replaceChildren(h("h3", { text: "申诉" }),
+          h("p", { text: "申诉理由：" + appeal.reason }),
+          h("p", { class: "muted", text: "已于 " + timeLabel(appeal.filed_at) + " 提交，等待上级党组织处理。" }));
         notice("申诉已提交，请等待上级党组织处理");
-      })));
+      }));
+    page.append(section);
   }
   return page;
 }
