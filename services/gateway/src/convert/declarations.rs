@@ -160,6 +160,35 @@ impl From<pb::StandardItem> for StandardItem {
     }
 }
 
+/// A category of the standard (extension): what an item's `category` code stands for.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StandardCategory {
+    #[schema(example = "P")]
+    pub code: String,
+    #[schema(example = "讲政治、有信念")]
+    pub name: String,
+    /// `base`, `bonus`, `deduction` or `veto`.
+    pub kind: Option<ItemKind>,
+    /// The most points the category's items count for in a year (base categories only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<f64>)]
+    pub cap: Option<Points>,
+}
+
+impl StandardCategory {
+    /// The `categories` of a stored document (RULES.md §1 keys); none when it has none.
+    fn of_document(document: &str) -> Vec<Self> {
+        #[derive(Deserialize)]
+        struct Document {
+            #[serde(default)]
+            categories: Vec<StandardCategory>,
+        }
+        serde_json::from_str::<Document>(document)
+            .map(|d| d.categories)
+            .unwrap_or_default()
+    }
+}
+
 /// The standard of a year (积分标准).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Standard {
@@ -171,6 +200,9 @@ pub struct Standard {
     pub unit_type: Option<UnitType>,
     /// The items in force.
     pub items: Vec<StandardItem>,
+    /// The categories the items' `category` codes name, with their names and caps (extension).
+    #[serde(default)]
+    pub categories: Vec<StandardCategory>,
     /// The whole stored document (RULES.md §1 keys); in the answer of `PUT` only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
@@ -186,6 +218,7 @@ impl Standard {
             year: s.year,
             version: s.version,
             unit_type,
+            categories: StandardCategory::of_document(&s.document_json),
             items: s.items.into_iter().map(StandardItem::from).collect(),
             document: None,
         }

@@ -43,9 +43,22 @@ async fn the_default_standard_has_fifty_items_and_an_overlay_per_unit_type() {
 
     let (status, standard) = app.get("/api/v1/standards/2026", Some(member)).await;
     assert_eq!(status, StatusCode::OK, "{standard}");
-    assert_keys(&standard, &["year", "version", "items"], &[]);
+    assert_keys(&standard, &["year", "version", "items", "categories"], &[]);
     assert_eq!(standard["year"], 2026);
     assert_eq!(standard["version"], 0);
+    // The categories the items' codes name (extension): for pages that group items by them.
+    let categories = standard["categories"].as_array().unwrap();
+    let codes: Vec<&str> = categories
+        .iter()
+        .map(|c| c["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["P", "O", "D", "M", "F", "B", "X", "V"]);
+    assert_eq!(
+        categories[0],
+        json!({"code": "P", "name": "讲政治、有信念", "kind": "base", "cap": 20})
+    );
+    assert_eq!(categories[5]["kind"], "bonus");
+    assert!(categories[5].get("cap").is_none(), "{}", categories[5]);
     let items = standard["items"].as_array().unwrap();
     assert_eq!(items.len(), 50);
     for i in items {
@@ -206,7 +219,11 @@ async fn only_the_root_admin_publishes_and_a_used_year_only_grows() {
     // Published: the stored document comes back, and GET serves it.
     let (status, published) = app.put(path, admin, &grown).await;
     assert_eq!(status, StatusCode::OK, "{published}");
-    assert_keys(&published, &["year", "version", "items", "document"], &[]);
+    assert_keys(
+        &published,
+        &["year", "version", "items", "categories", "document"],
+        &[],
+    );
     assert_eq!(published["version"], 1);
     assert_eq!(published["items"].as_array().unwrap().len(), 51);
     assert_eq!(published["document"]["items"].as_array().unwrap().len(), 51);
