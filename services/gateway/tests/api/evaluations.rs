@@ -737,3 +737,36 @@ async fn the_openapi_document_describes_the_evaluation_endpoints() {
         json!(["masses", "member"])
     );
 }
+
+/// A ballot sent with an `Idempotency-Key` leaves no record in Redis (it would be named by the
+/// code's hash and fingerprint the ratings): a retry is refused as `code_used`, not replayed.
+#[tokio::test(flavor = "multi_thread")]
+async fn ballots_leave_no_idempotency_record() {
+    let app = spawn_app().await;
+    let b = branch(&app, "丑", 1).await;
+    let rid = id(&open(&app, &b, "2026-Q4").await);
+    let code = invite(&app, &b, &rid, 1, "masses").await.remove(0);
+    let token = evaluator(&app, &code).await;
+    let path = format!("/api/v1/evaluation-rounds/{rid}/ballots");
+    let body = json!({"ratings": [{"member_id": b.members[0], "rating": "good"}]});
+    let headers = [("idempotency-key", "ballot-1")];
+    let first = app
+        .raw(Method::POST, &path, Some(&token), Some(&body), &headers)
+        .await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let retry = app
+        .raw(Method::POST, &path, Some(&token), Some(&body), &headers)
+        .await;
+    assert_eq!(retry.status(), StatusCode::CONFLICT);
+    assert!(retry.headers().get("idempotent-replayed").is_none());
+    let problem: Value = retry.json().await.unwrap();
+    assert_eq!(problem["code"], "code_used");
+    let client = redis::Client::open(jifen_testkit::redis_url()).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}idem:*", app.redis_prefix))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(keys, Vec::<String>::new());
+}
