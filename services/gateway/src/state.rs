@@ -5,6 +5,7 @@ use crate::clients::{
     Members, MembersClient,
 };
 use crate::problem::Problem;
+use crate::public_url::PublicUrl;
 use jifen_platform::auth::{TokenSigner, TokenVerifier};
 use redis::aio::ConnectionManager;
 use std::sync::Arc;
@@ -34,6 +35,8 @@ pub struct StateParts {
     pub trust_forwarded_for: bool,
     /// Lifetime of a cached dashboard answer (zero: no cache).
     pub dashboard_cache_ttl: Duration,
+    /// Where people reach the gateway (`JIFEN_PUBLIC_URL`): the invitation slips' links.
+    pub public_url: PublicUrl,
 }
 
 struct Inner {
@@ -165,6 +168,11 @@ impl AppState {
 
     pub fn trust_forwarded_for(&self) -> bool {
         self.p().trust_forwarded_for
+    }
+
+    /// Where people reach the gateway (`JIFEN_PUBLIC_URL`, or the loopback address it listens on).
+    pub fn public_url(&self) -> &PublicUrl {
+        &self.p().public_url
     }
 }
 

@@ -738,6 +738,34 @@ async fn the_openapi_document_describes_the_evaluation_endpoints() {
     );
 }
 
+/// The invitations' JSON carries each code's link to the evaluation page (`JIFEN_PUBLIC_URL`,
+/// here the loopback default: the gateway's own address).
+#[tokio::test(flavor = "multi_thread")]
+async fn invitations_link_the_evaluation_page() {
+    let app = spawn_app().await;
+    let b = branch(&app, "子", 1).await;
+    let rid = id(&open(&app, &b, "2026-Q4").await);
+    let (status, issued) = app
+        .post(
+            &format!("/api/v1/evaluation-rounds/{rid}/invitations"),
+            Some(&b.secretary),
+            &json!({"count": 2, "evaluator_kind": "masses"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{issued}");
+    for (code, invitation) in issued["codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(issued["invitations"].as_array().unwrap())
+    {
+        let code = code.as_str().unwrap();
+        assert_eq!(invitation["code"], code);
+        assert_eq!(invitation["url"], format!("{}/m/e#{code}", app.base));
+        assert!(invitation["qr_svg"].as_str().unwrap().starts_with("<svg"));
+    }
+}
+
 /// A ballot sent with an `Idempotency-Key` leaves no record in Redis (it would be named by the
 /// code's hash and fingerprint the ratings): a retry is refused as `code_used`, not replayed.
 #[tokio::test(flavor = "multi_thread")]
