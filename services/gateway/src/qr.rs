@@ -47,6 +47,22 @@ fn escape(text: &str) -> String {
         .collect()
 }
 
+/// `2026-Q4` as people read it, `2026年第四季度` (anything else as given).
+fn quarter_label(quarter: &str) -> String {
+    let named = quarter.split_once("-Q").and_then(|(year, n)| {
+        let name = match n {
+            "1" => "一",
+            "2" => "二",
+            "3" => "三",
+            "4" => "四",
+            _ => return None,
+        };
+        (year.len() == 4 && year.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| format!("{year}年第{name}季度"))
+    });
+    named.unwrap_or_else(|| quarter.to_owned())
+}
+
 /// A printable A4 page of slips, one per code, each with the QR code of the code's link to the
 /// evaluation page, the code in large type, the page's short address and how to use them.
 pub fn sheet(
@@ -72,7 +88,7 @@ pub fn sheet(
              </div></div>",
             qr = svg(&public_url.evaluation_link(code)),
             who = who,
-            quarter = escape(quarter),
+            quarter = escape(&quarter_label(quarter)),
             code = escape(code),
             page = page,
         ));
@@ -92,7 +108,7 @@ pub fn sheet(
          .hint {{ font-size: 8pt; color: #333; margin-top: 1mm; }}\
          </style></head><body><div class=\"sheet\">{slips}</div></body></html>",
         who = who,
-        quarter = escape(quarter),
+        quarter = escape(&quarter_label(quarter)),
         slips = slips,
     )
 }
@@ -164,7 +180,7 @@ mod tests {
         let codes = vec!["ABCD-EFGH-JKMN".to_owned(), "2345-6789-ABCD".to_owned()];
         let html = sheet(&url, "2026-Q3", "masses", &codes);
         assert_eq!(html.matches("class=\"slip\"").count(), 2);
-        assert!(html.contains("群众评议邀请码 · 2026-Q3"));
+        assert!(html.contains("群众评议邀请码 · 2026年第三季度"));
         assert!(html.contains("<div class=\"code\">2345-6789-ABCD</div>"));
         assert!(html.contains("<span class=\"url\">jifen.example.org/m/e</span>"));
         let svgs: Vec<&str> = html
@@ -184,6 +200,8 @@ mod tests {
             ]
         );
         assert!(sheet(&url, "<x>", "member", &[]).contains("&lt;x&gt;"));
+        assert_eq!(quarter_label("2026-Q4"), "2026年第四季度");
+        assert_eq!(quarter_label("2026-Q5"), "2026-Q5");
         assert!(sheet(&url, "2026-Q3", "member", &[]).contains("党员评议邀请码"));
     }
 }

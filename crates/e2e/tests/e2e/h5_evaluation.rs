@@ -225,6 +225,7 @@ async fn a_slip_opens_the_page_on_a_phone_and_its_ballot_is_counted_once() {
         assert_eq!(slip.qr, format!("{}/m/e#{}", cluster.public_url, slip.code));
     }
     assert!(cluster.public_url.starts_with("http://127.0.0.1:"));
+    assert!(html.contains("群众评议邀请码 · 2026年第四季度"), "{html}");
     assert!(
         html.contains(&format!("{}/m/e</span>", cluster.public_url)),
         "the slip prints the page's address for typing by hand"

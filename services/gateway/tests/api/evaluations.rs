@@ -671,7 +671,7 @@ async fn the_printable_sheet_and_codes_are_never_replayed() {
     let html = r.text().await.unwrap();
     assert_eq!(html.matches("class=\"slip\"").count(), 3);
     assert_eq!(html.matches("<svg").count(), 3);
-    assert!(html.contains("群众评议邀请码 · 2026-Q4"));
+    assert!(html.contains("群众评议邀请码 · 2026年第四季度"));
     // A retry does not show the codes again (they were never stored) and issues none.
     let r = app
         .raw(
