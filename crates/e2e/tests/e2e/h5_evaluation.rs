@@ -189,6 +189,31 @@ async fn tap_in_view(phone: &Client, css: &str) {
     element.click().await.unwrap();
 }
 
+/// Makes the page's next requests to `…/ballots` fail as `plan` says, one step each:
+/// `network` (never sent), `server` (a 503 that never reached the gateway) or `lost` (sent and
+/// counted, the answer lost on the way back); later requests go through.
+async fn fail_next_ballots(phone: &Client, plan: &[&str]) {
+    phone
+        .execute(
+            "const plan = arguments[0]; \
+             window.__realFetch = window.__realFetch || window.fetch; \
+             window.fetch = function (url, options) { \
+               if (String(url).indexOf('/ballots') < 0 || plan.length === 0) \
+                 return window.__realFetch(url, options); \
+               const step = plan.shift(); \
+               if (step === 'network') return Promise.reject(new TypeError('Failed to fetch')); \
+               if (step === 'server') return Promise.resolve(new Response( \
+                 '{\"code\":\"unavailable\",\"status\":503}', \
+                 {status: 503, headers: {'content-type': 'application/problem+json'}})); \
+               return window.__realFetch(url, options).then(() => { \
+                 throw new TypeError('Failed to fetch'); }); \
+             };",
+            vec![json!(plan)],
+        )
+        .await
+        .unwrap();
+}
+
 /// Whether the element `css` is on the page and displayed.
 async fn shown(phone: &Client, css: &str) -> bool {
     match phone.find(Locator::Css(css)).await {
@@ -216,10 +241,10 @@ async fn a_slip_opens_the_page_on_a_phone_and_its_ballot_is_counted_once() {
     let (branch, secretary, members) = branch(&cluster).await;
     let round = open_round(&cluster, &secretary, &branch, "2026-Q4").await;
 
-    // The secretary prints three slips; each QR code is the page's link with its code.
-    let html = print_slips(&cluster, &secretary, &round, 3).await;
+    // The secretary prints four slips; each QR code is the page's link with its code.
+    let html = print_slips(&cluster, &secretary, &round, 4).await;
     let slips = slips(&html);
-    assert_eq!(slips.len(), 3);
+    assert_eq!(slips.len(), 4);
     for slip in &slips {
         assert_eq!(slip.code.len(), 14, "ABCD-EFGH-JKMN: {}", slip.code);
         assert_eq!(slip.qr, format!("{}/m/e#{}", cluster.public_url, slip.code));
@@ -340,7 +365,16 @@ async fn a_slip_opens_the_page_on_a_phone_and_its_ballot_is_counted_once() {
         .collect();
     assert_eq!(summary.lines().collect::<Vec<_>>(), expected, "{summary}");
     screenshot(&phone, "evaluation-3-confirm").await;
+    // The network fails, then the server: each is said in words, and retrying sends the ballot.
+    fail_next_ballots(&phone, &["network", "server"]).await;
     tap(&phone, "#submit").await;
+    wait_text(&phone, "#view-error", "网络连接失败").await;
+    wait_text(&phone, "#error-text", "不会重复计票").await;
+    screenshot(&phone, "evaluation-3a-network-error").await;
+    tap(&phone, "#error-retry").await;
+    wait_text(&phone, "#view-error", "服务器暂时无法处理").await;
+    screenshot(&phone, "evaluation-3b-server-error").await;
+    tap(&phone, "#error-retry").await;
     wait_text(&phone, "#view-done", "提交成功").await;
     screenshot(&phone, "evaluation-4-thanks").await;
     // Going back does not lead to the ballot again.
@@ -402,12 +436,37 @@ async fn a_slip_opens_the_page_on_a_phone_and_its_ballot_is_counted_once() {
     .await;
     tap(&other, "#code-submit").await;
     wait_text(&other, "#progress", "已评 0/4").await;
+    // 一般 for everyone; the answer is lost on the way back, and the retry learns that the code
+    // has voted: the page says the ballot was recorded, not that something failed.
+    for (id, _) in &members {
+        tap_in_view(
+            &other,
+            &format!("#roster li[data-member='{id}'] button[data-value='fair']"),
+        )
+        .await;
+    }
+    tap(&other, "#review").await;
+    fail_next_ballots(&other, &["lost"]).await;
+    tap(&other, "#submit").await;
+    wait_text(&other, "#view-error", "网络连接失败").await;
+    tap(&other, "#error-retry").await;
+    wait_text(&other, "#view-error", "此邀请码已投票").await;
+    wait_text(&other, "#error-text", "那次提交已经记录").await;
+    screenshot(&other, "evaluation-8-answer-lost-then-used").await;
+    assert_eq!(leftovers(&other).await, json!(["", 0, 0]));
+    assert_eq!(page_errors(&other).await, Vec::<String>::new());
+    other.close().await.unwrap();
 
-    // The round's results count the one ballot: 好 100, 较好 80, 差 0 (RULES.md §4), and the
-    // member left unrated has no ballot.
+    // A third phone opens a slip while the round is open; the secretary closes it meanwhile.
+    let third = browser.phone().await;
+    third.goto(&slips[2].qr).await.unwrap();
+    wait_text(&third, "#progress", "已评 0/4").await;
+
+    // The round's results count the two ballots (RULES.md §4: 好 100, 较好 80, 一般 60, 差 0,
+    // the mean over the ballots that rated the member).
     let closed = close_round(&cluster, &secretary, &round).await;
-    assert_eq!(closed["ballots"], 1, "{closed}");
-    assert_eq!(closed["invited"], 3, "{closed}");
+    assert_eq!(closed["ballots"], 2, "{closed}");
+    assert_eq!(closed["invited"], 4, "{closed}");
     let result = |id: &str| -> Value {
         closed["results"]
             .as_array()
@@ -418,39 +477,36 @@ async fn a_slip_opens_the_page_on_a_phone_and_its_ballot_is_counted_once() {
             .unwrap()
     };
     let expected = [
-        (Some(100.0), 1, 0.0),
-        (Some(80.0), 1, 0.0),
-        (Some(0.0), 1, 1.0),
-        (None, 0, 0.0),
+        (Some(80.0), 2, 0.0), // 好 + 一般
+        (Some(70.0), 2, 0.0), // 较好 + 一般
+        (Some(30.0), 2, 0.5), // 差 + 一般
+        (Some(60.0), 1, 0.0), // 不了解 + 一般
     ];
     for ((id, name), (score, ballots, poor_share)) in members.iter().zip(expected) {
         let r = result(id);
         assert_eq!(r["score"].as_f64(), score, "{name}: {r}");
         assert_eq!(r["ballots"], ballots, "{name}: {r}");
         assert_eq!(r["poor_share"].as_f64(), Some(poor_share), "{name}: {r}");
-        assert_eq!(
-            r["valid"], false,
-            "one ballot is fewer than min_ballots: {r}"
-        );
+        assert_eq!(r["valid"], false, "fewer ballots than min_ballots: {r}");
     }
 
-    // The phone that opened the second code while the round was open: submitting now is
-    // refused in words, and so is opening a closed round's link.
+    // Submitting on the third phone now is refused in words, and so is a closed round's link.
     for (id, _) in &members {
         tap_in_view(
-            &other,
-            &format!("#roster li[data-member='{id}'] button[data-value='fair']"),
+            &third,
+            &format!("#roster li[data-member='{id}'] button[data-value='good']"),
         )
         .await;
     }
-    tap(&other, "#review").await;
-    tap(&other, "#submit").await;
-    wait_text(&other, "#view-error", "评议已结束").await;
-    wait_text(&other, "#error-text", "没有被记录").await;
-    screenshot(&other, "evaluation-8-closed-while-rating").await;
-    other.goto(&slips[2].qr).await.unwrap();
-    wait_text(&other, "#view-error", "评议已结束").await;
-    screenshot(&other, "evaluation-9-closed").await;
+    tap(&third, "#review").await;
+    tap(&third, "#submit").await;
+    wait_text(&third, "#view-error", "评议已结束").await;
+    wait_text(&third, "#error-text", "没有被记录").await;
+    screenshot(&third, "evaluation-9-closed-while-rating").await;
+    third.goto(&slips[3].qr).await.unwrap();
+    wait_text(&third, "#view-error", "评议已结束").await;
+    wait_text(&third, "#error-text", "不能再投票").await;
+    screenshot(&third, "evaluation-10-closed").await;
 
     // The JSON answer carries each code's link too, and its QR code says the same.
     let q3 = open_round(&cluster, &secretary, &branch, "2026-Q3").await;
@@ -471,9 +527,9 @@ async fn a_slip_opens_the_page_on_a_phone_and_its_ballot_is_counted_once() {
     assert_eq!(invitation["url"], link.as_str());
     assert_eq!(read_qr(invitation["qr_svg"].as_str().unwrap()), link);
 
-    assert_eq!(leftovers(&other).await, json!(["", 0, 0]));
-    assert_eq!(page_errors(&other).await, Vec::<String>::new());
-    other.close().await.unwrap();
+    assert_eq!(leftovers(&third).await, json!(["", 0, 0]));
+    assert_eq!(page_errors(&third).await, Vec::<String>::new());
+    third.close().await.unwrap();
 }
 
 /// Too many attempts from one address: the page says how long to wait.
@@ -512,7 +568,7 @@ async fn too_many_attempts_are_refused_in_words_with_the_wait() {
     let retry = find(&phone, "#error-retry").await;
     assert!(!retry.is_enabled().await.unwrap(), "retry waits");
     assert!(retry.text().await.unwrap().contains("请等待"));
-    screenshot(&phone, "evaluation-10-rate-limited").await;
+    screenshot(&phone, "evaluation-11-rate-limited").await;
     assert_eq!(leftovers(&phone).await, json!(["", 0, 0]));
     assert_eq!(page_errors(&phone).await, Vec::<String>::new());
     phone.close().await.unwrap();
