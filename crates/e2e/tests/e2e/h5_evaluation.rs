@@ -190,12 +190,13 @@ async fn tap_in_view(phone: &Client, css: &str) {
 }
 
 /// Makes the page's next requests to `…/ballots` fail as `plan` says, one step each:
-/// `network` (never sent), `server` (a 503 that never reached the gateway) or `lost` (sent and
-/// counted, the answer lost on the way back); later requests go through.
+/// `network` (never sent), `server` (a 503 that never reached the gateway), `expired` (a 401
+/// `invalid_token`, as after the evaluator token's 30 minutes) or `lost` (sent and counted, the
+/// answer lost on the way back); later requests go through.
 async fn fail_next_ballots(phone: &Client, plan: &[&str]) {
     phone
         .execute(
-            "const plan = arguments[0]; \
+            "const plan = arguments[0]; window.__failPlan = plan; \
              window.__realFetch = window.__realFetch || window.fetch; \
              window.fetch = function (url, options) { \
                if (String(url).indexOf('/ballots') < 0 || plan.length === 0) \
@@ -205,6 +206,9 @@ async fn fail_next_ballots(phone: &Client, plan: &[&str]) {
                if (step === 'server') return Promise.resolve(new Response( \
                  '{\"code\":\"unavailable\",\"status\":503}', \
                  {status: 503, headers: {'content-type': 'application/problem+json'}})); \
+               if (step === 'expired') return Promise.resolve(new Response( \
+                 '{\"code\":\"invalid_token\",\"status\":401}', \
+                 {status: 401, headers: {'content-type': 'application/problem+json'}})); \
                return window.__realFetch(url, options).then(() => { \
                  throw new TypeError('Failed to fetch'); }); \
              };",
@@ -365,8 +369,9 @@ async fn a_slip_opens_the_page_on_a_phone_and_its_ballot_is_counted_once() {
         .collect();
     assert_eq!(summary.lines().collect::<Vec<_>>(), expected, "{summary}");
     screenshot(&phone, "evaluation-3-confirm").await;
-    // The network fails, then the server: each is said in words, and retrying sends the ballot.
-    fail_next_ballots(&phone, &["network", "server"]).await;
+    // The network fails, then the server: each is said in words, and retrying sends the ballot
+    // (after the token has expired meanwhile: the page redeems the code again by itself).
+    fail_next_ballots(&phone, &["network", "server", "expired"]).await;
     tap(&phone, "#submit").await;
     wait_text(&phone, "#view-error", "网络连接失败").await;
     wait_text(&phone, "#error-text", "不会重复计票").await;
@@ -376,6 +381,11 @@ async fn a_slip_opens_the_page_on_a_phone_and_its_ballot_is_counted_once() {
     screenshot(&phone, "evaluation-3b-server-error").await;
     tap(&phone, "#error-retry").await;
     wait_text(&phone, "#view-done", "提交成功").await;
+    let left = phone
+        .execute("return window.__failPlan.length;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(left, json!(0), "the expired token was met and renewed");
     screenshot(&phone, "evaluation-4-thanks").await;
     // Going back does not lead to the ballot again.
     phone.back().await.unwrap();
