@@ -145,7 +145,9 @@ async function call(method, path, body) {
     not_on_roster: "not_on_roster",
     invalid_token: "expired",
   };
-  if (known[code]) throw new Refusal(known[code], answer);
+  if (typeof code === "string" && Object.prototype.hasOwnProperty.call(known, code)) {
+    throw new Refusal(known[code], answer);
+  }
   if (response.status === 400 && path === "auth/evaluator") throw new Refusal("bad_code", answer);
   if (response.status === 401) throw new Refusal("expired", answer);
   if (response.status === 400) throw new Refusal("changed", answer);
