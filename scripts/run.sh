@@ -20,6 +20,10 @@ export JIFEN_LOG_FORMAT=${JIFEN_LOG_FORMAT:-json}
 export JIFEN_SHUTDOWN_DRAIN_SECS=${JIFEN_SHUTDOWN_DRAIN_SECS:-0}
 GATEWAY_ADDR=${JIFEN_GATEWAY_ADDR:-127.0.0.1:8080}
 export JIFEN_GATEWAY_ADDR=$GATEWAY_ADDR
+# What invitation slips print and their QR codes open (<url>/m/e#<code>). To scan slips with a
+# phone on the same network, listen there and name this machine's address, e.g.
+# JIFEN_GATEWAY_ADDR=0.0.0.0:8080 JIFEN_PUBLIC_URL=http://192.168.1.20:8080 make run
+export JIFEN_PUBLIC_URL=${JIFEN_PUBLIC_URL:-http://$GATEWAY_ADDR}
 
 # Development secrets, made once and kept in .run/ (git-ignored).
 "$BIN/jifen-gateway" gen-keys --dir "$JIFEN_JWT_KEYS_DIR" --kid "$JIFEN_JWT_SIGNING_KID"
@@ -79,6 +83,7 @@ cat <<INFO
 
     gateway      http://$GATEWAY_ADDR   (GET /readyz, /metrics, /api/v1/openapi.json)
     dashboard    http://$GATEWAY_ADDR/dashboard/   (党建看板: log in as admin)
+    evaluation   $JIFEN_PUBLIC_URL/m/e   (民主评议: the page invitation slips open)
     members      gRPC 127.0.0.1:50051, ops http://127.0.0.1:9101/metrics
     declarations gRPC 127.0.0.1:50052, ops http://127.0.0.1:9102/metrics (evidence in $JIFEN_EVIDENCE_DIR)
     evaluations  gRPC 127.0.0.1:50053, ops http://127.0.0.1:9103/metrics

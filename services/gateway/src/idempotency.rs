@@ -15,6 +15,12 @@
 //! for a day. Anonymous requests (login, refresh) are not covered. When Redis does not answer,
 //! the request is refused with 503 rather than risk acting twice.
 //!
+//! An evaluator's requests (ballots) are never recorded, with or without a key: the record's
+//! name would hold the evaluator's ticket (the code's keyed hash), its fingerprint the ratings
+//! (a few members × four ratings are quickly enumerated) and its lifetime the time of the vote —
+//! everything docs/evaluator-anonymity.md keeps out of storage. A ballot needs no replay anyway:
+//! a code votes once, so a retry can never count twice (it answers 409 `code_used`).
+//!
 //! An answer marked `cache-control: no-store` carries one-time secrets (invitation codes): its
 //! body is never written to Redis. The key stays claimed, and a retry gets 409
 //! `idempotency_not_replayable` instead of acting twice or seeing the secrets again.
@@ -28,6 +34,7 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
+use jifen_platform::auth::RoleName;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -92,6 +99,10 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
         return next.run(request).await;
     };
     let subject = match request.extensions().get::<Authn>() {
+        // Anonymous ballots leave nothing behind (module documentation).
+        Some(Authn::Valid(caller)) if caller.principal.has_role(RoleName::Evaluator) => {
+            return next.run(request).await;
+        }
         Some(Authn::Valid(caller)) => caller.key().to_owned(),
         // Anonymous or refused: the handler answers (401 where a caller is needed).
         _ => return next.run(request).await,

@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod observe;
 pub mod openapi;
 pub mod problem;
+pub mod public_url;
 pub mod qr;
 pub mod ratelimit;
 pub mod routes;
@@ -22,7 +23,7 @@ pub mod text;
 
 use anyhow::Context as _;
 use jifen_platform::auth::{TokenSigner, TokenVerifier};
-use jifen_platform::settings::{ConfigError, CoreSettings, parse_or, var_or};
+use jifen_platform::settings::{ConfigError, CoreSettings, parse_or, var_opt, var_or};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -112,6 +113,11 @@ pub struct Settings {
     /// After SIGTERM, how long the gateway keeps serving while `/readyz` fails
     /// (`JIFEN_SHUTDOWN_DRAIN_SECS`, default 5).
     pub shutdown_drain: Duration,
+    /// `JIFEN_PUBLIC_URL`: the address people reach the gateway at (`https://jifen.example.org`),
+    /// printed on the invitation slips and in their QR codes (`<public url>/m/e#<code>`).
+    /// Unset: `http://<bound address>` when the gateway listens on a loopback address (local
+    /// development); required otherwise ([`public_url`], docs/decisions/0012-evaluation-page.md).
+    pub public_url: Option<String>,
 }
 
 impl Settings {
@@ -169,6 +175,7 @@ impl Settings {
             )?),
             otlp_endpoint: core.otlp_endpoint,
             shutdown_drain: core.shutdown_drain,
+            public_url: var_opt("JIFEN_PUBLIC_URL")?.filter(|v| !v.trim().is_empty()),
         };
         settings.validate()?;
         Ok(settings)
@@ -203,6 +210,7 @@ impl Settings {
             dashboard_cache_ttl: Duration::from_secs(DEFAULT_DASHBOARD_CACHE_TTL_SECS),
             otlp_endpoint: None,
             shutdown_drain: Duration::ZERO,
+            public_url: None,
         }
     }
 
@@ -248,6 +256,21 @@ impl Settings {
         if !is_url(&self.grading_url) {
             return bad("JIFEN_GRADING_URL", "must be an http:// or https:// URL");
         }
+        match &self.public_url {
+            Some(url) => {
+                if let Err(e) = public_url::PublicUrl::parse(url) {
+                    return bad("JIFEN_PUBLIC_URL", &e.to_string());
+                }
+            }
+            None if !public_url::is_loopback(&self.listen) => {
+                return bad(
+                    "JIFEN_PUBLIC_URL",
+                    "is required when JIFEN_GATEWAY_ADDR is not a loopback address: the URL \
+                     people open (e.g. https://jifen.example.org), printed on invitation slips",
+                );
+            }
+            None => {}
+        }
         Ok(())
     }
 }
@@ -283,6 +306,15 @@ impl Application {
             .context("JIFEN_EVALUATIONS_URL")?;
         let grading =
             clients::Grading::connect_lazy(&settings.grading_url).context("JIFEN_GRADING_URL")?;
+        let listener = tokio::net::TcpListener::bind(&settings.listen)
+            .await
+            .with_context(|| format!("binding {}", settings.listen))?;
+        let addr = listener.local_addr()?;
+        let public_url = match &settings.public_url {
+            Some(url) => public_url::PublicUrl::parse(url).context("JIFEN_PUBLIC_URL")?,
+            None => public_url::PublicUrl::local(addr),
+        };
+        tracing::info!(public_url = %public_url, "invitation slips point at this address");
         let state = state::AppState::new(state::StateParts {
             members,
             declarations,
@@ -303,11 +335,8 @@ impl Application {
             evidence_max_bytes: settings.evidence_max_bytes,
             trusted_proxies: settings.trusted_proxies,
             dashboard_cache_ttl: settings.dashboard_cache_ttl,
+            public_url,
         });
-        let listener = tokio::net::TcpListener::bind(&settings.listen)
-            .await
-            .with_context(|| format!("binding {}", settings.listen))?;
-        let addr = listener.local_addr()?;
         Ok(Self {
             listener,
             addr,
@@ -410,6 +439,28 @@ mod tests {
             let mut s = good.clone();
             spoil(&mut s);
             assert_eq!(s.validate().unwrap_err().name, name);
+        }
+    }
+
+    #[test]
+    fn the_public_url_is_validated_and_required_beyond_loopback() {
+        let mut s = settings();
+        assert!(
+            s.public_url.is_none(),
+            "loopback: derived from the bound address"
+        );
+        assert!(s.validate().is_ok());
+        s.listen = "0.0.0.0:8080".into();
+        assert_eq!(s.validate().unwrap_err().name, "JIFEN_PUBLIC_URL");
+        s.public_url = Some("https://jifen.example.org/".into());
+        assert!(s.validate().is_ok());
+        for bad in [
+            "jifen.example.org",
+            "https://jifen.example.org/?x",
+            "ftp://x",
+        ] {
+            s.public_url = Some(bad.into());
+            assert_eq!(s.validate().unwrap_err().name, "JIFEN_PUBLIC_URL", "{bad}");
         }
     }
 }

@@ -321,8 +321,16 @@ pub async fn rate_limit(State(state): State<AppState>, request: Request, next: N
     if EXEMPT.contains(&request.uri().path()) {
         return next.run(request).await;
     }
+    // An evaluator counts against its address, like a caller without a token: a key named
+    // after its ticket would date the code's use in Redis (docs/evaluator-anonymity.md).
     let who = match request.extensions().get::<Authn>() {
-        Some(Authn::Valid(caller)) => format!("sub:{}", caller.key()),
+        Some(Authn::Valid(caller))
+            if !caller
+                .principal
+                .has_role(jifen_platform::auth::RoleName::Evaluator) =>
+        {
+            format!("sub:{}", caller.key())
+        }
         _ => {
             let peer = request
                 .extensions()

@@ -5,6 +5,7 @@ use crate::clients::{
     Members, MembersClient,
 };
 use crate::problem::Problem;
+use crate::public_url::PublicUrl;
 use crate::ratelimit::Backoff;
 use jifen_platform::auth::{TokenSigner, TokenVerifier};
 use redis::aio::ConnectionManager;
@@ -43,6 +44,8 @@ pub struct StateParts {
     pub trusted_proxies: u8,
     /// Lifetime of a cached dashboard answer (zero: no cache).
     pub dashboard_cache_ttl: Duration,
+    /// Where people reach the gateway (`JIFEN_PUBLIC_URL`): the invitation slips' links.
+    pub public_url: PublicUrl,
 }
 
 struct Inner {
@@ -187,6 +190,11 @@ impl AppState {
     /// How many proxies' `x-forwarded-for` entries to trust ([`crate::ratelimit::client_ip`]).
     pub fn trusted_proxies(&self) -> u8 {
         self.p().trusted_proxies
+    }
+
+    /// Where people reach the gateway (`JIFEN_PUBLIC_URL`, or the loopback address it listens on).
+    pub fn public_url(&self) -> &PublicUrl {
+        &self.p().public_url
     }
 }
 

@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 pub struct Cluster {
     pub base: String,
+    /// `JIFEN_PUBLIC_URL` of the gateway: what the invitation slips print (here the gateway's
+    /// own address, as `make run` sets it).
+    pub public_url: String,
     pub http: reqwest::Client,
     /// Held so the child processes live as long as the cluster (they are killed on drop).
     _members: ServiceProcess,
@@ -124,6 +127,7 @@ impl Cluster {
             ("JIFEN_GRADING_OPS_ADDR", format!("127.0.0.1:{grad_ops}")),
             ("JIFEN_GRADING_URL", format!("http://127.0.0.1:{grad_grpc}")),
             ("JIFEN_GATEWAY_ADDR", format!("127.0.0.1:{gw}")),
+            ("JIFEN_PUBLIC_URL", format!("http://127.0.0.1:{gw}/")),
             ("JIFEN_RATE_LIMIT_PER_MINUTE", "100000".into()),
             // A test's evaluators all redeem their codes from 127.0.0.1 within a minute (the
             // limits themselves are tested in the gateway's tests).
@@ -186,8 +190,14 @@ impl Cluster {
         .unwrap();
         let base = format!("http://127.0.0.1:{gw}");
         wait_ready(&http, &format!("{base}/readyz"), &gateway).await;
+        let public_url = env
+            .iter()
+            .find(|(k, _)| k == "JIFEN_PUBLIC_URL")
+            .map(|(_, v)| v.trim_end_matches('/').to_owned())
+            .unwrap_or_default();
         Self {
             base,
+            public_url,
             http,
             _members: members,
             _declarations: declarations,

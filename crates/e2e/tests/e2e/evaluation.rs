@@ -97,7 +97,7 @@ async fn ledger_with(cluster: &Cluster, admin: &str, member: &str, points: f64) 
 }
 
 /// Whether the evaluations service's replica holds `member` (read by the test, as a check).
-async fn evaluations_knows(cluster: &Cluster, member: &str) -> bool {
+pub(crate) async fn evaluations_knows(cluster: &Cluster, member: &str) -> bool {
     let var = |k: &str| {
         cluster
             .env

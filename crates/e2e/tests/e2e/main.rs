@@ -9,6 +9,7 @@ mod demo;
 mod evaluation;
 mod events;
 mod grading;
+mod h5_evaluation;
 mod h5_member;
 mod observability;
 mod otlp;

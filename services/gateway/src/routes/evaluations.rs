@@ -7,8 +7,9 @@
 //! but here. The evaluations service checks scope and the round again (defense in depth).
 //!
 //! `POST /api/v1/evaluation-rounds/{id}:close` is an AIP custom method routed like
-//! `members::member_action`. The invitations answer is JSON (`codes`, plus each code's QR code
-//! as SVG), or a printable HTML sheet of slips for `Accept: text/html`.
+//! `members::member_action`. The invitations answer is JSON (`codes`, plus each code's link to
+//! the evaluation page, `<JIFEN_PUBLIC_URL>/m/e#<code>`, and that link's QR code as SVG), or a
+//! printable HTML sheet of slips for `Accept: text/html`.
 
 use crate::auth::{Caller, Gate, StaffCaller};
 use crate::extract::{ApiJson, ListQuery, PathId, parse_uuid};
@@ -199,11 +200,13 @@ pub struct IssueInvitations {
     pub evaluator_kind: EvaluatorKind,
 }
 
-/// One issued code with its QR code.
+/// One issued code with its link and QR code.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Invitation {
     pub code: String,
-    /// The QR code of `code` as an SVG document.
+    /// The evaluation page with the code in the fragment: `<public url>/m/e#<code>`.
+    pub url: String,
+    /// The QR code of `url` as an SVG document (what the printed slip shows).
     pub qr_svg: String,
 }
 
@@ -399,7 +402,8 @@ fn wants_html(headers: &HeaderMap) -> bool {
 }
 
 /// Issues a batch of one-time invitation codes (shown once; stored hashed). With
-/// `Accept: text/html` the answer is a printable sheet of slips with QR codes.
+/// `Accept: text/html` the answer is a printable sheet of slips, each with the QR code of
+/// `<JIFEN_PUBLIC_URL>/m/e#<code>`, the code in large type and the page's short address.
 #[utoipa::path(
     post,
     path = "/api/v1/evaluation-rounds/{id}/invitations",
@@ -431,6 +435,7 @@ pub async fn issue_invitations(
             .await?
             .into_inner();
         Html(crate::qr::sheet(
+            state.public_url(),
             &round.quarter,
             body.evaluator_kind.as_str(),
             &issued.codes,
@@ -440,9 +445,13 @@ pub async fn issue_invitations(
         let invitations = issued
             .codes
             .iter()
-            .map(|code| Invitation {
-                code: code.clone(),
-                qr_svg: crate::qr::svg(code),
+            .map(|code| {
+                let url = state.public_url().evaluation_link(code);
+                Invitation {
+                    code: code.clone(),
+                    qr_svg: crate::qr::svg(&url),
+                    url,
+                }
             })
             .collect();
         Json(IssuedInvitations {

@@ -671,7 +671,7 @@ async fn the_printable_sheet_and_codes_are_never_replayed() {
     let html = r.text().await.unwrap();
     assert_eq!(html.matches("class=\"slip\"").count(), 3);
     assert_eq!(html.matches("<svg").count(), 3);
-    assert!(html.contains("群众评议邀请码 · 2026-Q4"));
+    assert!(html.contains("群众评议邀请码 · 2026年第四季度"));
     // A retry does not show the codes again (they were never stored) and issues none.
     let r = app
         .raw(
@@ -745,4 +745,75 @@ async fn the_openapi_document_describes_the_evaluation_endpoints() {
         doc["components"]["schemas"]["EvaluatorKind"]["enum"],
         json!(["masses", "member"])
     );
+}
+
+/// The invitations' JSON carries each code's link to the evaluation page (`JIFEN_PUBLIC_URL`,
+/// here the loopback default: the gateway's own address).
+#[tokio::test(flavor = "multi_thread")]
+async fn invitations_link_the_evaluation_page() {
+    let app = spawn_app().await;
+    let b = branch(&app, "子", 1).await;
+    let rid = id(&open(&app, &b, "2026-Q4").await);
+    let (status, issued) = app
+        .post(
+            &format!("/api/v1/evaluation-rounds/{rid}/invitations"),
+            Some(&b.secretary),
+            &json!({"count": 2, "evaluator_kind": "masses"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{issued}");
+    for (code, invitation) in issued["codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(issued["invitations"].as_array().unwrap())
+    {
+        let code = code.as_str().unwrap();
+        assert_eq!(invitation["code"], code);
+        assert_eq!(invitation["url"], format!("{}/m/e#{code}", app.base));
+        assert!(invitation["qr_svg"].as_str().unwrap().starts_with("<svg"));
+    }
+}
+
+/// A ballot sent with an `Idempotency-Key` leaves no record in Redis (it would be named by the
+/// code's hash and fingerprint the ratings): a retry is refused as `code_used`, not replayed.
+/// No other Redis key is named after the evaluator either.
+#[tokio::test(flavor = "multi_thread")]
+async fn ballots_leave_no_idempotency_record() {
+    let app = spawn_app().await;
+    let b = branch(&app, "丑", 1).await;
+    let rid = id(&open(&app, &b, "2026-Q4").await);
+    let code = invite(&app, &b, &rid, 1, "masses").await.remove(0);
+    let token = evaluator(&app, &code).await;
+    let path = format!("/api/v1/evaluation-rounds/{rid}/ballots");
+    let body = json!({"ratings": [{"member_id": b.members[0], "rating": "good"}]});
+    let headers = [("idempotency-key", "ballot-1")];
+    let first = app
+        .raw(Method::POST, &path, Some(&token), Some(&body), &headers)
+        .await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let retry = app
+        .raw(Method::POST, &path, Some(&token), Some(&body), &headers)
+        .await;
+    assert_eq!(retry.status(), StatusCode::CONFLICT);
+    assert!(retry.headers().get("idempotent-replayed").is_none());
+    let problem: Value = retry.json().await.unwrap();
+    assert_eq!(problem["code"], "code_used");
+    let client = redis::Client::open(jifen_testkit::redis_url()).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}idem:*", app.redis_prefix))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(keys, Vec::<String>::new());
+    // Nor is any other key (a rate-limit window, say) named by the evaluator's ticket.
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}*", app.redis_prefix))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(!keys.is_empty(), "the exchange's address window exists");
+    let named: Vec<&String> = keys.iter().filter(|k| k.contains("evaluator")).collect();
+    assert!(named.is_empty(), "{named:?}");
 }
