@@ -613,3 +613,77 @@ async fn shown_text(phone: &fantoccini::Client, css: &str) -> String {
         Err(_) => String::new(),
     }
 }
+
+/// A member code (党员评议) asks the member to log in on the page first: a wrong password is said
+/// in words, the right one opens the roster, the ballot counts once, and nothing stays behind.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_code_asks_the_member_to_log_in_first() {
+    let cluster = Cluster::start("h5_eval_member").await;
+    let browser = Browser::start().await;
+    let (branch, secretary, members) = branch(&cluster).await;
+    let round = open_round(&cluster, &secretary, &branch, "2026-Q4").await;
+    let (status, issued) = cluster
+        .post(
+            &secretary,
+            &format!("/api/v1/evaluation-rounds/{round}/invitations"),
+            json!({"count": 1, "evaluator_kind": "member"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{issued}");
+    let link = issued["invitations"][0]["url"].as_str().unwrap().to_owned();
+
+    let phone = browser.phone().await;
+    phone.goto(&link).await.unwrap();
+    wait_text(&phone, "#view-login", "请先登录").await;
+    screenshot(&phone, "evaluation-12-member-login").await;
+    type_into(&phone, "#login-username", "h5-secretary").await;
+    type_into(&phone, "#login-password", "not-the-password").await;
+    tap(&phone, "#login-submit").await;
+    wait_text(&phone, "#login-error", "用户名或密码错误").await;
+    type_into(&phone, "#login-password", "h5-secretary-password").await;
+    tap(&phone, "#login-submit").await;
+
+    // The roster: everyone the service lists for this member evaluator, rated 较好.
+    find(&phone, "#roster li[data-member]").await;
+    let rows = phone
+        .find_all(Locator::Css("#roster li[data-member]"))
+        .await
+        .unwrap();
+    let mut rated = Vec::new();
+    for row in rows {
+        rated.push(row.attr("data-member").await.unwrap().unwrap());
+    }
+    assert!(!rated.is_empty());
+    assert!(
+        rated.iter().all(|id| members.iter().any(|(m, _)| m == id)),
+        "{rated:?}"
+    );
+    for id in &rated {
+        tap_in_view(
+            &phone,
+            &format!("#roster li[data-member='{id}'] button[data-value='good']"),
+        )
+        .await;
+    }
+    screenshot(&phone, "evaluation-13-member-rated").await;
+    tap(&phone, "#review").await;
+    tap(&phone, "#submit").await;
+    wait_text(&phone, "#view-done", "提交成功").await;
+    assert_eq!(leftovers(&phone).await, json!(["", 0, 0]));
+    assert_eq!(page_errors(&phone).await, Vec::<String>::new());
+    phone.close().await.unwrap();
+
+    // One ballot, every rated member at 较好 (80 points, RULES.md §4).
+    let closed = close_round(&cluster, &secretary, &round).await;
+    assert_eq!(closed["ballots"], 1, "{closed}");
+    for id in &rated {
+        let result = closed["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["member_id"] == id.as_str())
+            .unwrap_or_else(|| panic!("no result for {id}: {closed}"));
+        assert_eq!(result["ballots"], 1, "{result}");
+        assert_eq!(result["score"], 80.0, "{result}");
+    }
+}

@@ -6,6 +6,8 @@
 //   POST ../api/v1/auth/evaluator {"code"}            → an evaluator token for the code's round
 //   GET  ../api/v1/evaluation-rounds/{id}/ballot      → the quarter and the roster
 //   POST ../api/v1/evaluation-rounds/{id}/ballots     → 201, once per code
+//   POST ../api/v1/auth/login {"username","password"} → a member's own token, only for a member
+//                                                        code (党员评议), sent with its exchange
 //
 // Anonymity and privacy (docs/evaluator-anonymity.md): the code arrives in the URL fragment,
 // which no server sees, and is removed from the address bar at once; the code and the token
@@ -36,6 +38,7 @@ const QUARTERS = ["", "第一季度", "第二季度", "第三季度", "第四季
 const state = {
   code: null, // the normalized code, kept to redeem again if the token expires
   token: null,
+  memberToken: null, // a member's own access token, for redeeming a member code only
   roundId: null,
   quarter: "",
   kind: null,
@@ -50,7 +53,7 @@ const $ = (id) => document.getElementById(id);
 
 function show(view) {
   state.view = view;
-  const views = ["loading", "code", "ballot", "confirm", "done", "error"];
+  const views = ["loading", "code", "login", "ballot", "confirm", "done", "error"];
   for (let i = 0; i < views.length; i++) {
     $("view-" + views[i]).hidden = views[i] !== view;
   }
@@ -112,7 +115,10 @@ function Refusal(kind, problem, retryAfter) {
 async function call(method, path, body) {
   const headers = { accept: "application/json" };
   if (body !== undefined) headers["content-type"] = "application/json";
-  if (state.token) headers.authorization = "Bearer " + state.token;
+  // A member code is redeemed with the member's own token; every other call carries the
+  // evaluator token (and a login, none).
+  const bearer = path === "auth/evaluator" ? state.memberToken : path === "auth/login" ? null : state.token;
+  if (bearer) headers.authorization = "Bearer " + bearer;
   let response;
   try {
     response = await fetch(API + path, {
@@ -144,6 +150,7 @@ async function call(method, path, body) {
     member_login_required: "member_login_required",
     not_on_roster: "not_on_roster",
     invalid_token: "expired",
+    invalid_credentials: "bad_login",
   };
   if (typeof code === "string" && Object.prototype.hasOwnProperty.call(known, code)) {
     throw new Refusal(known[code], answer);
@@ -266,6 +273,10 @@ function showRefusal(refusal, during, retry) {
     window.__errors.push(String(refusal && refusal.message ? refusal.message : refusal));
     refusal = new Refusal("server");
   }
+  if (refusal.kind === "member_login_required" && state.code) {
+    askForLogin("");
+    return;
+  }
   const words = explain(refusal, during);
   if (words.field) {
     show("code");
@@ -278,6 +289,7 @@ function showRefusal(refusal, during, retry) {
     // The code is of no further use on this page.
     state.code = null;
     state.token = null;
+    state.memberToken = null;
   }
   $("error-title").textContent = words.title;
   $("error-text").textContent = words.text;
@@ -479,6 +491,7 @@ function finish() {
   // Nothing of the ballot stays in memory either.
   state.code = null;
   state.token = null;
+  state.memberToken = null;
   state.choices = {};
   $("roster").textContent = "";
   $("summary").textContent = "";
@@ -493,6 +506,44 @@ function plainHeader() {
   $("title").textContent = "民主评议";
   $("subtitle").textContent = "党员积分制管理";
   document.title = "民主评议 · 党员积分制管理";
+}
+
+function askForLogin(message) {
+  $("login-error").textContent = message || "";
+  show("login");
+  $("login-username").focus();
+}
+
+// A member code (党员评议): the member logs in, and the code is redeemed with that token. The
+// member's token stays in this script's memory for the exchange and is dropped once the
+// ballot is sent.
+async function loginAndOpen() {
+  const username = $("login-username").value.trim();
+  const password = $("login-password").value;
+  if (!username || !password) {
+    $("login-error").textContent = "请输入用户名和密码。";
+    return;
+  }
+  $("login-submit").disabled = true;
+  $("login-error").textContent = "";
+  try {
+    const tokens = await call("POST", "auth/login", { username: username, password: password });
+    state.memberToken = tokens.access_token;
+    $("login-password").value = "";
+    await openBallot(state.code);
+  } catch (e) {
+    if (e instanceof Refusal && (e.kind === "bad_login" || e.kind === "expired")) {
+      $("login-error").textContent = "用户名或密码错误，请重新输入。";
+    } else if (e instanceof Refusal && e.kind === "rate_limited") {
+      $("login-error").textContent = "登录失败次数过多，请在 " + e.retryAfter + " 秒后再试。";
+    } else if (e instanceof Refusal && e.kind === "network") {
+      $("login-error").textContent = "无法连接服务器，请检查网络后重试。";
+    } else {
+      $("login-error").textContent = "暂时无法登录，请稍后重试。";
+    }
+  } finally {
+    $("login-submit").disabled = false;
+  }
 }
 
 function askForCode(message) {
@@ -521,6 +572,10 @@ function start() {
   $("code-input").addEventListener("blur", () => {
     const code = normalize($("code-input").value);
     if (code.length === CODE_LENGTH && !codeProblem(code)) $("code-input").value = grouped(code);
+  });
+  $("login-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    loginAndOpen();
   });
   $("review").addEventListener("click", review);
   $("submit").addEventListener("click", submit);
