@@ -3,12 +3,17 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DISRUPTIVE := test(/^disruptive_/) | test(/::disruptive_/)
 
-.PHONY: run test lint fmt build services bench clean-test-dbs tools k8s k8s-check image image-test
+.PHONY: run reset test lint fmt build services bench clean-test-dbs tools k8s k8s-check image image-test
 
 ## Bring up the whole cluster on this machine with a demo city (Ctrl-C stops it).
 run: services
 	$(CARGO) build --workspace --bins
 	scripts/run.sh
+
+## Forget the local city: drop jifen's databases, RabbitMQ exchanges and queues, Redis keys and
+## evidence files (nothing else; refuses while `make run` is up). The next `make run` seeds afresh.
+reset:
+	scripts/reset.sh
 
 ## Every test, against the real local PostgreSQL, RabbitMQ and Redis.
 test: services tools lint k8s-check image-test

@@ -15,6 +15,9 @@ APT_UPDATED=0
 log() { printf '[dev-services] %s\n' "$*" >&2; }
 
 sudo_() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+# rabbitmqctl needs the node's Erlang cookie, readable by root and the rabbitmq user only: as any
+# other user it refuses to run.
+rabbitmqctl_() { sudo_ rabbitmqctl "$@"; }
 
 apt_install() {
   if [ "$APT_UPDATED" = 0 ]; then
@@ -48,9 +51,13 @@ ensure_postgres() {
     local hba; hba=$(ls /etc/postgresql/*/main/pg_hba.conf | head -n1)
     sudo_ sed -i -E 's/^(host\s+all\s+all\s+(127\.0\.0\.1\/32|::1\/128)\s+)\S+/\1trust/' "$hba"
   fi
+  local version; version=$(ls /etc/postgresql | sort -V | tail -n1)
   log "starting PostgreSQL"
-  sudo_ pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n1)" main start || true
+  sudo_ pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
   wait_for PostgreSQL 30 pg_ready
+  # Where installing the package started the server (systemd), it read pg_hba.conf before the
+  # edit above: reload so the trust lines hold. A reload of a server that just read it is harmless.
+  sudo_ pg_ctlcluster --skip-systemctl-redirect "$version" main reload || log "could not reload PostgreSQL"
 }
 
 # The test suite runs several whole clusters side by side (five services, each with a pool):
@@ -75,18 +82,18 @@ ensure_redis() {
   wait_for Redis 15 sh -c 'redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG'
 }
 
-rabbit_ready() { port_open 5672 && rabbitmqctl -q await_startup >/dev/null 2>&1; }
+rabbit_ready() { port_open 5672 && rabbitmqctl_ -q await_startup >/dev/null 2>&1; }
 
 ensure_rabbitmq() {
   if port_open 5672; then
     # The node may be up with the app stopped (a disruptive test that died): start the app.
-    if command -v rabbitmqctl >/dev/null; then rabbitmqctl -q start_app >/dev/null 2>&1 || true; fi
+    if command -v rabbitmqctl >/dev/null; then rabbitmqctl_ -q start_app >/dev/null 2>&1 || true; fi
     return
   fi
   command -v rabbitmq-server >/dev/null || apt_install rabbitmq-server
-  if rabbitmqctl -q status >/dev/null 2>&1; then
+  if rabbitmqctl_ -q status >/dev/null 2>&1; then
     log "RabbitMQ node is up with its app stopped: starting the app"
-    rabbitmqctl -q start_app
+    rabbitmqctl_ -q start_app
   else
     # `rabbitmq-server` starts the node through `su`, whose PAM limits give 1024 open files; every
     # quorum queue holds files open, and a node out of descriptors stops accepting connections
@@ -98,7 +105,7 @@ ensure_rabbitmq() {
     sudo_ rabbitmq-server -detached
   fi
   wait_for RabbitMQ 90 port_open 5672
-  rabbitmqctl -q await_startup
+  rabbitmqctl_ -q await_startup
 }
 
 # `promtool check metrics` lints every service's /metrics in the end-to-end tests. Debian ships it
@@ -150,7 +157,7 @@ clean_test_dbs() {
 clean_test_bus() {
   port_open 5672 || return 0
   local out
-  out=$(rabbitmqctl -q eval '
+  out=$(rabbitmqctl_ -q eval '
     IsTest = fun(N) -> binary:longest_common_prefix([N, <<"t-">>]) =:= 2 end,
     Qs = [Q || Q <- rabbit_amqqueue:list(<<"/">>), IsTest(element(4, amqqueue:get_name(Q)))],
     [catch rabbit_amqqueue:delete(Q, false, false, <<"jifen-cleanup">>) || Q <- Qs],

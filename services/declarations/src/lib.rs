@@ -46,7 +46,7 @@ pub struct Settings {
     pub database_url: String,
     /// The service's database (`JIFEN_DECLARATIONS_DATABASE`, default `jifen_declarations`).
     pub database_name: String,
-    /// gRPC listen address (`JIFEN_DECLARATIONS_GRPC_ADDR`, default `127.0.0.1:50052`).
+    /// gRPC listen address (`JIFEN_DECLARATIONS_GRPC_ADDR`, default `127.0.0.1:15052`).
     pub grpc_listen: SocketAddr,
     /// `/healthz`, `/readyz`, `/metrics` (`JIFEN_DECLARATIONS_OPS_ADDR`, default `127.0.0.1:9102`).
     pub ops_listen: SocketAddr,
@@ -90,7 +90,7 @@ impl Settings {
             database_name: var_or("JIFEN_DECLARATIONS_DATABASE", "jifen_declarations")?,
             grpc_listen: parse_or(
                 "JIFEN_DECLARATIONS_GRPC_ADDR",
-                SocketAddr::from(([127, 0, 0, 1], 50052)),
+                SocketAddr::from(([127, 0, 0, 1], 15052)),
             )?,
             ops_listen: parse_or(
                 "JIFEN_DECLARATIONS_OPS_ADDR",

@@ -50,7 +50,7 @@ pub struct Settings {
     pub database_url: String,
     /// The service's database (`JIFEN_EVALUATIONS_DATABASE`, default `jifen_evaluations`).
     pub database_name: String,
-    /// gRPC listen address (`JIFEN_EVALUATIONS_GRPC_ADDR`, default `127.0.0.1:50053`).
+    /// gRPC listen address (`JIFEN_EVALUATIONS_GRPC_ADDR`, default `127.0.0.1:15053`).
     pub grpc_listen: SocketAddr,
     /// `/healthz`, `/readyz`, `/metrics` (`JIFEN_EVALUATIONS_OPS_ADDR`, default `127.0.0.1:9103`).
     pub ops_listen: SocketAddr,
@@ -121,7 +121,7 @@ impl Settings {
             database_name: var_or("JIFEN_EVALUATIONS_DATABASE", "jifen_evaluations")?,
             grpc_listen: parse_or(
                 "JIFEN_EVALUATIONS_GRPC_ADDR",
-                SocketAddr::from(([127, 0, 0, 1], 50053)),
+                SocketAddr::from(([127, 0, 0, 1], 15053)),
             )?,
             ops_listen: parse_or(
                 "JIFEN_EVALUATIONS_OPS_ADDR",

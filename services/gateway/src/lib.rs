@@ -62,13 +62,13 @@ pub fn trusted_proxies(env: &jifen_platform::settings::Env) -> Result<u8, Config
 pub struct Settings {
     /// `JIFEN_GATEWAY_ADDR` (default `127.0.0.1:8080`; port 0 picks a free port).
     pub listen: String,
-    /// `JIFEN_MEMBERS_URL` (default `http://127.0.0.1:50051`).
+    /// `JIFEN_MEMBERS_URL` (default `http://127.0.0.1:15051`).
     pub members_url: String,
-    /// `JIFEN_DECLARATIONS_URL` (default `http://127.0.0.1:50052`).
+    /// `JIFEN_DECLARATIONS_URL` (default `http://127.0.0.1:15052`).
     pub declarations_url: String,
-    /// `JIFEN_EVALUATIONS_URL` (default `http://127.0.0.1:50053`).
+    /// `JIFEN_EVALUATIONS_URL` (default `http://127.0.0.1:15053`).
     pub evaluations_url: String,
-    /// `JIFEN_GRADING_URL` (default `http://127.0.0.1:50054`).
+    /// `JIFEN_GRADING_URL` (default `http://127.0.0.1:15054`).
     pub grading_url: String,
     /// `JIFEN_REDIS_URL`.
     pub redis_url: String,
@@ -136,10 +136,10 @@ impl Settings {
             .with_context(|| format!("public keys in {}", keys.display()))?;
         let settings = Self {
             listen: var_or("JIFEN_GATEWAY_ADDR", "127.0.0.1:8080")?,
-            members_url: var_or("JIFEN_MEMBERS_URL", "http://127.0.0.1:50051")?,
-            declarations_url: var_or("JIFEN_DECLARATIONS_URL", "http://127.0.0.1:50052")?,
-            evaluations_url: var_or("JIFEN_EVALUATIONS_URL", "http://127.0.0.1:50053")?,
-            grading_url: var_or("JIFEN_GRADING_URL", "http://127.0.0.1:50054")?,
+            members_url: var_or("JIFEN_MEMBERS_URL", "http://127.0.0.1:15051")?,
+            declarations_url: var_or("JIFEN_DECLARATIONS_URL", "http://127.0.0.1:15052")?,
+            evaluations_url: var_or("JIFEN_EVALUATIONS_URL", "http://127.0.0.1:15053")?,
+            grading_url: var_or("JIFEN_GRADING_URL", "http://127.0.0.1:15054")?,
             redis_url: core.redis_url,
             redis_prefix: var_or("JIFEN_REDIS_PREFIX", "jifen:")?,
             signer,
@@ -185,10 +185,10 @@ impl Settings {
     pub fn with_keys(signer: TokenSigner, verifier: TokenVerifier) -> Self {
         Self {
             listen: "127.0.0.1:8080".into(),
-            members_url: "http://127.0.0.1:50051".into(),
-            declarations_url: "http://127.0.0.1:50052".into(),
-            evaluations_url: "http://127.0.0.1:50053".into(),
-            grading_url: "http://127.0.0.1:50054".into(),
+            members_url: "http://127.0.0.1:15051".into(),
+            declarations_url: "http://127.0.0.1:15052".into(),
+            evaluations_url: "http://127.0.0.1:15053".into(),
+            grading_url: "http://127.0.0.1:15054".into(),
             redis_url: "redis://127.0.0.1:6379".into(),
             redis_prefix: "jifen:".into(),
             signer,
@@ -420,7 +420,7 @@ mod tests {
     fn every_service_url_is_validated() {
         let good = settings();
         assert!(good.validate().is_ok());
-        assert_eq!(good.grading_url, "http://127.0.0.1:50054");
+        assert_eq!(good.grading_url, "http://127.0.0.1:15054");
         let cases: [(&str, Spoil); 4] = [
             ("JIFEN_MEMBERS_URL", |s| {
                 s.members_url = "127.0.0.1:1".into()
@@ -432,7 +432,7 @@ mod tests {
                 s.evaluations_url = String::new()
             }),
             ("JIFEN_GRADING_URL", |s| {
-                s.grading_url = "grading:50054".into()
+                s.grading_url = "grading:15054".into()
             }),
         ];
         for (name, spoil) in cases {

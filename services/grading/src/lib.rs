@@ -51,7 +51,7 @@ pub struct Settings {
     pub database_url: String,
     /// The service's database (`JIFEN_GRADING_DATABASE`, default `jifen_grading`).
     pub database_name: String,
-    /// gRPC listen address (`JIFEN_GRADING_GRPC_ADDR`, default `127.0.0.1:50054`).
+    /// gRPC listen address (`JIFEN_GRADING_GRPC_ADDR`, default `127.0.0.1:15054`).
     pub grpc_listen: SocketAddr,
     /// `/healthz`, `/readyz`, `/metrics` (`JIFEN_GRADING_OPS_ADDR`, default `127.0.0.1:9104`).
     pub ops_listen: SocketAddr,
@@ -80,7 +80,7 @@ impl Settings {
             database_name: database_name()?,
             grpc_listen: parse_or(
                 "JIFEN_GRADING_GRPC_ADDR",
-                SocketAddr::from(([127, 0, 0, 1], 50054)),
+                SocketAddr::from(([127, 0, 0, 1], 15054)),
             )?,
             ops_listen: parse_or(
                 "JIFEN_GRADING_OPS_ADDR",

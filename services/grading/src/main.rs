@@ -170,9 +170,9 @@ async fn reconcile(year: i32, org: Option<uuid::Uuid>) -> anyhow::Result<bool> {
         &jifen_platform::settings::var_or("JIFEN_JWT_SIGNING_KID", "dev")?,
     )?;
     let declarations =
-        jifen_platform::settings::var_or("JIFEN_DECLARATIONS_URL", "http://127.0.0.1:50052")?;
+        jifen_platform::settings::var_or("JIFEN_DECLARATIONS_URL", "http://127.0.0.1:15052")?;
     let evaluations =
-        jifen_platform::settings::var_or("JIFEN_EVALUATIONS_URL", "http://127.0.0.1:50053")?;
+        jifen_platform::settings::var_or("JIFEN_EVALUATIONS_URL", "http://127.0.0.1:15053")?;
     let sources = jifen_grading::reconcile::Sources {
         declarations: &declarations,
         evaluations: &evaluations,

@@ -3,12 +3,17 @@
 //! (1,000 in all); the first member of each branch is its secretary.
 //!
 //! It goes through the same use-cases as the gRPC API, so every change has its audit row and its
-//! event in the outbox. It is idempotent: organizations are found by name, a branch that already
-//! has its 25 members is left alone, and role grants that exist change nothing. Demo accounts
-//! share one password (`jifen-demo`), hashed once: a demo shortcut, never used for real accounts.
+//! event in the outbox. It is idempotent by its own marker (the `demo_seed` row of
+//! [`SEED_VERSION`]): the marker records the id of every organization and member the seed
+//! created, as it creates them; a run that finds a complete marker adds nothing and touches
+//! nothing, and a run that finds a partial one (an interrupted seed) carries on from the ids it
+//! holds. Nothing is ever looked up by name: an organization someone else created with a demo
+//! name is left alone (the demo creates its own), and a demo member changed since (expelled,
+//! transferred) stays as it is. Demo accounts share one password (`jifen-demo`), hashed once: a
+//! demo shortcut, never used for real accounts.
 
 use crate::domain::{
-    Category, Flag, Gender, GrantRole, OrgKind, OrgName, Page, PersonName, Phone, UnitType,
+    Category, Flag, Gender, GrantRole, OrgKind, OrgName, PersonName, Phone, Status, UnitType,
     Username,
 };
 use crate::usecases::{Members, NewMember, NewOrganization};
@@ -16,19 +21,23 @@ use anyhow::Context as _;
 use futures::StreamExt as _;
 use jifen_platform::auth::{Principal, RoleClaim, RoleName};
 use secrecy::ExposeSecret as _;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// The password of every demo account.
 pub const DEMO_PASSWORD: &str = "jifen-demo";
 
-const COMMITTEES: [&str; 5] = [
+/// The key of the seed's marker row; a new shape of the demo city takes a new version.
+pub const SEED_VERSION: &str = "demo-city-v1";
+
+pub const COMMITTEES: [&str; 5] = [
     "市发展和改革委员会机关党委",
     "市教育局机关党委",
     "市财政局机关党委",
     "市卫生健康委员会机关党委",
     "市交通运输局机关党委",
 ];
-const BRANCHES: [&str; 8] = [
+pub const BRANCHES: [&str; 8] = [
     "第一党支部",
     "第二党支部",
     "第三党支部",
@@ -38,7 +47,7 @@ const BRANCHES: [&str; 8] = [
     "第七党支部",
     "第八党支部",
 ];
-const MEMBERS_PER_BRANCH: usize = 25;
+pub const MEMBERS_PER_BRANCH: usize = 25;
 const SURNAMES: [&str; 20] = [
     "王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴", "徐", "孙", "胡", "朱", "高", "林",
     "何", "郭", "马", "罗",
@@ -54,6 +63,61 @@ pub struct DemoSummary {
     pub root_id: Uuid,
     pub organizations_created: usize,
     pub members_created: usize,
+    /// The marker was complete before this run: nothing was done.
+    pub already_seeded: bool,
+    /// Demo usernames that someone else's account holds: those demo members have no account.
+    pub usernames_taken: Vec<String>,
+    /// The city as the marker records it.
+    pub city: DemoCity,
+}
+
+/// The demo city as the seed's marker records it: the ids of what the seed created.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DemoCity {
+    pub root_id: Uuid,
+    pub committees: Vec<DemoCommittee>,
+}
+
+/// A committee the seed created, with its branches.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DemoCommittee {
+    pub id: Uuid,
+    pub branches: Vec<DemoBranch>,
+}
+
+/// A branch the seed created, with its members (in order: the first is the secretary).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DemoBranch {
+    pub id: Uuid,
+    pub members: Vec<DemoMember>,
+    /// The secretary role was granted (or could not be: the first member is no longer active).
+    #[serde(default)]
+    pub secretary_done: bool,
+}
+
+/// A member the seed created: its number `n` (account `demo<n>`) and whether it has that account.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DemoMember {
+    pub id: Uuid,
+    pub n: usize,
+    pub username: Option<String>,
+}
+
+impl DemoCity {
+    /// Every branch, in seed order.
+    pub fn branches(&self) -> impl Iterator<Item = &DemoBranch> {
+        self.committees.iter().flat_map(|c| c.branches.iter())
+    }
+}
+
+/// The demo city the marker records, if the seed has completed.
+pub async fn recorded(db: &sea_orm::DatabaseConnection) -> anyhow::Result<Option<DemoCity>> {
+    match crate::store::demo::load(db, SEED_VERSION).await? {
+        Some((state, true)) => Ok(Some(
+            serde_json::from_str(&state).context("the demo seed's marker")?,
+        )),
+        _ => Ok(None),
+    }
 }
 
 /// Seeds the demo city into the database of `settings`.
@@ -69,6 +133,25 @@ pub async fn seed(settings: &crate::Settings) -> anyhow::Result<DemoSummary> {
             settings.bootstrap_admin_password.expose_secret(),
         )
         .await?;
+    let mut summary = DemoSummary {
+        root_id: root.id,
+        ..DemoSummary::default()
+    };
+    let mut city = match crate::store::demo::load(app.db(), SEED_VERSION).await? {
+        Some((state, complete)) => {
+            let city: DemoCity = serde_json::from_str(&state).context("the demo seed's marker")?;
+            if complete {
+                summary.already_seeded = true;
+                summary.city = city;
+                return Ok(summary);
+            }
+            city
+        }
+        None => DemoCity {
+            root_id: root.id,
+            committees: Vec::new(),
+        },
+    };
     let actor = Principal {
         subject: "system:seed-demo".into(),
         username: None,
@@ -80,68 +163,95 @@ pub async fn seed(settings: &crate::Settings) -> anyhow::Result<DemoSummary> {
         }],
         round_id: None,
     };
-    let mut summary = DemoSummary {
-        root_id: root.id,
-        ..DemoSummary::default()
-    };
     let password_hash = {
         let pw = DEMO_PASSWORD.to_owned();
         tokio::task::spawn_blocking(move || crate::crypto::hash_password(&pw)).await??
     };
 
-    let mut branches = Vec::new();
+    // The organizations, each recorded in the marker as soon as it exists.
     for (c, committee) in COMMITTEES.iter().enumerate() {
-        let (committee_id, created) =
-            child(&app, &actor, root.id, committee, OrgKind::Committee).await?;
-        summary.organizations_created += usize::from(created);
+        if city.committees.len() <= c {
+            let id = create_org(&app, &actor, city.root_id, committee, OrgKind::Committee).await?;
+            city.committees.push(DemoCommittee {
+                id,
+                branches: Vec::new(),
+            });
+            summary.organizations_created += 1;
+            save(&app, &city, false).await?;
+        }
         for (b, branch) in BRANCHES.iter().enumerate() {
-            let (branch_id, created) =
-                child(&app, &actor, committee_id, branch, OrgKind::Branch).await?;
-            summary.organizations_created += usize::from(created);
-            branches.push((branch_id, (c * BRANCHES.len() + b) * MEMBERS_PER_BRANCH));
+            if city.committees[c].branches.len() <= b {
+                let parent = city.committees[c].id;
+                let id = create_org(&app, &actor, parent, branch, OrgKind::Branch).await?;
+                city.committees[c].branches.push(DemoBranch {
+                    id,
+                    ..DemoBranch::default()
+                });
+                summary.organizations_created += 1;
+                save(&app, &city, false).await?;
+            }
         }
     }
 
-    // Four branches at a time: enough to keep the pool busy without starving the service.
-    let results: Vec<anyhow::Result<usize>> = futures::stream::iter(branches)
-        .map(|(branch_id, first)| seed_branch(&app, &actor, branch_id, first, &password_hash))
+    // The members, four branches at a time: enough to keep the pool busy without starving the
+    // service. Each branch is recorded once it is complete.
+    let mut work = Vec::new();
+    for (c, committee) in city.committees.iter().enumerate() {
+        for (b, branch) in committee.branches.iter().enumerate() {
+            let first = (c * BRANCHES.len() + b) * MEMBERS_PER_BRANCH;
+            work.push((c, b, branch.clone(), first));
+        }
+    }
+    let results: Vec<anyhow::Result<BranchOutcome>> = futures::stream::iter(work)
+        .map(|(c, b, branch, first)| {
+            let (app, actor, hash) = (&app, &actor, &password_hash);
+            async move {
+                let (branch, created, taken) = seed_branch(app, actor, branch, first, hash).await?;
+                Ok((c, b, branch, created, taken))
+            }
+        })
         .buffer_unordered(4)
         .collect()
         .await;
+    let mut failure = None;
     for r in results {
-        summary.members_created += r?;
+        match r {
+            Ok((c, b, branch, created, taken)) => {
+                city.committees[c].branches[b] = branch;
+                summary.members_created += created;
+                summary.usernames_taken.extend(taken);
+            }
+            Err(e) => failure = failure.or(Some(e)),
+        }
     }
+    if let Some(e) = failure {
+        save(&app, &city, false).await?;
+        return Err(e);
+    }
+    save(&app, &city, true).await?;
+    summary.city = city;
     Ok(summary)
 }
 
-/// The child of `parent` named `name`, created when missing; `true` when created.
-async fn child(
+/// What one branch's seeding gives: (committee index, branch index, the branch as recorded,
+/// members created, demo usernames someone else holds).
+type BranchOutcome = (usize, usize, DemoBranch, usize, Vec<String>);
+
+/// Writes the marker.
+async fn save(app: &Members, city: &DemoCity, complete: bool) -> anyhow::Result<()> {
+    let state = serde_json::to_string(city)?;
+    crate::store::demo::save(app.db(), SEED_VERSION, &state, complete).await?;
+    Ok(())
+}
+
+/// A new organization `name` under `parent` (whatever else is called so).
+async fn create_org(
     app: &Members,
     actor: &Principal,
     parent: Uuid,
     name: &str,
     kind: OrgKind,
-) -> anyhow::Result<(Uuid, bool)> {
-    let mut after = None;
-    loop {
-        let (page, next) = app
-            .list_children(
-                actor,
-                parent,
-                Page {
-                    size: Page::MAX_SIZE,
-                    after,
-                },
-            )
-            .await?;
-        if let Some(found) = page.iter().find(|o| o.org.name.as_str() == name) {
-            return Ok((found.org.id, false));
-        }
-        match next.is_empty() {
-            true => break,
-            false => after = page.last().map(|o| o.org.id),
-        }
-    }
+) -> anyhow::Result<Uuid> {
     let created = app
         .create_organization(
             actor,
@@ -153,34 +263,50 @@ async fn child(
             },
         )
         .await?;
-    Ok((created.org.id, true))
+    Ok(created.org.id)
 }
 
-/// Fills a branch up to its 25 members (accounts `demo<n>`), and makes the first its secretary.
+/// Fills a branch the seed created up to its 25 members (accounts `demo<n>`), and makes the
+/// first its secretary. A demo username found on an account is the seed's own member when that
+/// member is in this branch (an interrupted run: it is recorded, not created again); on anyone
+/// else's account, the demo member is created without an account.
 async fn seed_branch(
     app: &Members,
     actor: &Principal,
-    branch: Uuid,
+    mut branch: DemoBranch,
     first: usize,
     hash: &str,
-) -> anyhow::Result<usize> {
-    let (existing, _) = app
-        .list_members(
-            actor,
-            branch,
-            false,
-            Page {
-                size: Page::MAX_SIZE,
-                after: None,
-            },
-        )
-        .await?;
+) -> anyhow::Result<(DemoBranch, usize, Vec<String>)> {
     let mut created = 0;
-    let mut secretary = existing.first().map(|m| m.member.id);
-    for i in existing.len()..MEMBERS_PER_BRANCH {
+    let mut taken = Vec::new();
+    for i in branch.members.len()..MEMBERS_PER_BRANCH {
         let n = first + i + 1;
+        let username = format!("demo{n:04}");
+        let mut account = Some(username.clone());
+        if let Some(existing) =
+            crate::store::accounts::find_by_username(app.db(), &username).await?
+        {
+            let ours = match existing.member_id {
+                Some(member) => crate::store::members::org_of(app.db(), member)
+                    .await?
+                    .filter(|org| *org == branch.id)
+                    .map(|_| member),
+                None => None,
+            };
+            if let Some(member) = ours {
+                branch.members.push(DemoMember {
+                    id: member,
+                    n,
+                    username: Some(username),
+                });
+                continue;
+            }
+            tracing::warn!(%username, "a demo username is someone else's: the demo member gets no account");
+            taken.push(username);
+            account = None;
+        }
         let cmd = NewMember {
-            org_id: branch,
+            org_id: branch.id,
             name: PersonName::parse(&format!(
                 "{}{}",
                 SURNAMES[n % SURNAMES.len()],
@@ -215,17 +341,36 @@ async fn seed_branch(
             },
             account: None,
         };
-        let username = Username::parse(&format!("demo{n:04}"))
-            .map_err(|e| anyhow::anyhow!("demo username: {e}"))?;
-        let view = app
-            .create_member_hashed(actor, cmd, Some((username, hash.to_owned())))
-            .await?;
-        secretary.get_or_insert(view.member.id);
+        let credentials = match &account {
+            Some(u) => Some((
+                Username::parse(u).map_err(|e| anyhow::anyhow!("demo username: {e}"))?,
+                hash.to_owned(),
+            )),
+            None => None,
+        };
+        let view = app.create_member_hashed(actor, cmd, credentials).await?;
+        branch.members.push(DemoMember {
+            id: view.member.id,
+            n,
+            username: account,
+        });
         created += 1;
     }
-    if let Some(member) = secretary {
-        app.assign_role(actor, branch, member, GrantRole::Secretary)
-            .await?;
+    if !branch.secretary_done {
+        if let Some(first) = branch.members.iter().find(|m| m.username.is_some()) {
+            let active = app
+                .get_member(actor, first.id)
+                .await
+                .map(|v| v.member.status == Status::Active)
+                .unwrap_or(false);
+            if active {
+                app.assign_role(actor, branch.id, first.id, GrantRole::Secretary)
+                    .await?;
+            } else {
+                tracing::warn!(member_id = %first.id, "the demo secretary is no longer active: no role granted");
+            }
+        }
+        branch.secretary_done = true;
     }
-    Ok(created)
+    Ok((branch, created, taken))
 }

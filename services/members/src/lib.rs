@@ -47,7 +47,7 @@ pub struct Settings {
     pub database_url: String,
     /// The service's database (`JIFEN_MEMBERS_DATABASE`, default `jifen_members`).
     pub database_name: String,
-    /// gRPC listen address (`JIFEN_MEMBERS_GRPC_ADDR`, default `127.0.0.1:50051`; port 0 picks one).
+    /// gRPC listen address (`JIFEN_MEMBERS_GRPC_ADDR`, default `127.0.0.1:15051`; port 0 picks one).
     pub grpc_listen: SocketAddr,
     /// `/healthz`, `/readyz`, `/metrics` (`JIFEN_MEMBERS_OPS_ADDR`, default `127.0.0.1:9101`).
     pub ops_listen: SocketAddr,
@@ -134,7 +134,7 @@ impl Settings {
             database_name: var_or("JIFEN_MEMBERS_DATABASE", "jifen_members")?,
             grpc_listen: parse_or(
                 "JIFEN_MEMBERS_GRPC_ADDR",
-                SocketAddr::from(([127, 0, 0, 1], 50051)),
+                SocketAddr::from(([127, 0, 0, 1], 15051)),
             )?,
             ops_listen: parse_or(
                 "JIFEN_MEMBERS_OPS_ADDR",

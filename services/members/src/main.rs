@@ -54,14 +54,27 @@ async fn main() -> anyhow::Result<()> {
         let guard = jifen_platform::telemetry::init(jifen_members::SERVICE_NAME, None)?;
         let started = std::time::Instant::now();
         let summary = jifen_members::demo::seed(&settings).await?;
-        println!(
-            "demo city ready in {:.1}s: root {}, {} organizations and {} members created (demo accounts: password {})",
-            started.elapsed().as_secs_f64(),
-            summary.root_id,
-            summary.organizations_created,
-            summary.members_created,
-            jifen_members::demo::DEMO_PASSWORD
-        );
+        if summary.already_seeded {
+            println!(
+                "demo city already seeded (marker {}): nothing to do",
+                jifen_members::demo::SEED_VERSION
+            );
+        } else {
+            println!(
+                "demo city ready in {:.1}s: root {}, {} organizations and {} members created (demo accounts: password {})",
+                started.elapsed().as_secs_f64(),
+                summary.root_id,
+                summary.organizations_created,
+                summary.members_created,
+                jifen_members::demo::DEMO_PASSWORD
+            );
+        }
+        if !summary.usernames_taken.is_empty() {
+            println!(
+                "  demo usernames held by other accounts (those demo members have no account): {}",
+                summary.usernames_taken.join(", ")
+            );
+        }
         guard.shutdown().await;
         return Ok(());
     }

@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod demo;
 pub mod entities;
 pub mod history;
 pub mod members;

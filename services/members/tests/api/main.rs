@@ -3,6 +3,7 @@
 
 mod authorization;
 mod bootstrap;
+mod demo;
 mod events;
 mod fault;
 mod helpers;
