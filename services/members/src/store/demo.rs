@@ -41,3 +41,18 @@ pub async fn save(
     .await?;
     Ok(())
 }
+
+/// Whether the demo seed changed this database before it kept a marker: the earlier seed found
+/// its city by names and wrote audit rows as `system:seed-demo`, an actor no token can carry.
+pub async fn seeded_before_marker(conn: &impl ConnectionTrait) -> Result<bool, DbErr> {
+    let row = conn
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT EXISTS (SELECT 1 FROM audit_log WHERE actor = 'system:seed-demo') AS seeded",
+        ))
+        .await?;
+    match row {
+        Some(row) => row.try_get("", "seeded"),
+        None => Ok(false),
+    }
+}

@@ -154,3 +154,34 @@ async fn an_expelled_demo_member_stays_expelled() {
     }
     assert_eq!(counts(&app).await, before);
 }
+
+/// A database seeded by the earlier seed (by names, before the marker) is not seeded again: a
+/// second city would find every demo username taken. The earlier seed is known by its audit
+/// rows' actor.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_city_seeded_before_the_marker_is_left_as_it_is() {
+    let app = spawn_app().await;
+    let settings = settings(&app.database, &app.bus, &app.keys);
+    // Bootstrap the root first (as the service does), then leave what the earlier seed left
+    // in the audit log.
+    let _ = app.root_admin().await;
+    app.db
+        .execute_unprepared(
+            "INSERT INTO audit_log (id, actor, action, subject_type, subject_id) \
+             VALUES (gen_random_uuid(), 'system:seed-demo', 'create', 'organization', 'x')",
+        )
+        .await
+        .unwrap();
+    let before = counts(&app).await;
+    let summary = demo::seed(&settings).await.unwrap();
+    assert!(summary.already_seeded);
+    assert_eq!(
+        (summary.organizations_created, summary.members_created),
+        (0, 0)
+    );
+    assert_eq!(counts(&app).await, before);
+    // And it stays so: the marker records it.
+    let again = demo::seed(&settings).await.unwrap();
+    assert!(again.already_seeded);
+    assert_eq!(counts(&app).await, before);
+}
