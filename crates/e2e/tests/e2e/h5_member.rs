@@ -70,56 +70,19 @@ fn points(value: &Value) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_member_declares_on_a_phone_and_the_secretary_adjusts_and_approves() {
     let cluster = Cluster::start("h5member").await;
-    let admin = cluster.login("admin", ADMIN_PASSWORD).await;
     let month = this_month();
     let year = &month[..4];
-    if year != "2026" {
-        // Only 2026 ships a standard; publish the same document for the running year.
-        let mut doc = jifen_standard::default_2026()
-            .unwrap()
-            .to_json_value()
-            .unwrap();
-        doc["year"] = json!(year.parse::<i32>().unwrap());
-        let (status, body) = cluster
-            .put(&admin, &format!("/api/v1/standards/{year}"), doc)
-            .await;
-        assert_eq!(status, 200, "{body}");
-    }
-
     // A branch with a member and a secretary, each with a login.
-    let (_, me) = cluster.get(&admin, "/api/v1/me").await;
-    let root = me["roles"][0]["org_id"].as_str().unwrap().to_owned();
-    let (status, branch) = cluster
-        .post(
-            &admin,
-            "/api/v1/orgs",
-            json!({"parent_id": root, "name": "第一党支部", "kind": "branch", "unit_type": "other"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{branch}");
-    let branch = branch["id"].as_str().unwrap().to_owned();
-    let mut people = Vec::new();
-    for (name, username) in [("张红梅", "zhanghm"), ("李书记", "lisj")] {
-        let (status, m) = cluster
-            .post(
-                &admin,
-                "/api/v1/members",
-                json!({"org_id": branch, "name": name, "category": "full", "joined_on": "2015-07-01",
-                       "username": username, "password": "h5-password-1"}),
-            )
-            .await;
-        assert_eq!(status, 201, "{m}");
-        people.push(m["id"].as_str().unwrap().to_owned());
-    }
-    let (member_id, secretary_id) = (people[0].clone(), people[1].clone());
-    let (status, body) = cluster
-        .post(
-            &admin,
-            &format!("/api/v1/orgs/{branch}/roles"),
-            json!({"member_id": secretary_id, "role": "secretary"}),
-        )
-        .await;
-    assert_eq!(status, 204, "{body}");
+    let (_, branch, people) = branch_with_logins(
+        &cluster,
+        year,
+        "第一党支部",
+        &[("张红梅", "zhanghm"), ("李书记", "lisj")],
+        "2015-07-01",
+        "h5-password-1",
+    )
+    .await;
+    let member_id = people[0].clone();
     let member_token = cluster.login("zhanghm", "h5-password-1").await;
     let declaration_path = format!("/api/v1/members/{member_id}/declarations/{month}");
     // The declarations service learns the member from the members service's events.
@@ -373,6 +336,65 @@ async fn a_member_declares_on_a_phone_and_the_secretary_adjusts_and_approves() {
     secretary.close().await.unwrap();
 }
 
+/// The standard of `year` (only 2026 ships one: the same document is published for another
+/// running year), then a branch `name` under the root with `people` (name, username), each with
+/// a login (`password`), the last one its secretary. Answers the admin's token, the branch and
+/// the people's member ids, in order.
+async fn branch_with_logins(
+    cluster: &Cluster,
+    year: &str,
+    name: &str,
+    people: &[(&str, &str)],
+    joined_on: &str,
+    password: &str,
+) -> (String, String, Vec<String>) {
+    let admin = cluster.login("admin", ADMIN_PASSWORD).await;
+    if year != "2026" {
+        let mut doc = jifen_standard::default_2026()
+            .unwrap()
+            .to_json_value()
+            .unwrap();
+        doc["year"] = json!(year.parse::<i32>().unwrap());
+        let (status, body) = cluster
+            .put(&admin, &format!("/api/v1/standards/{year}"), doc)
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (_, me) = cluster.get(&admin, "/api/v1/me").await;
+    let root = me["roles"][0]["org_id"].as_str().unwrap().to_owned();
+    let (status, branch) = cluster
+        .post(
+            &admin,
+            "/api/v1/orgs",
+            json!({"parent_id": root, "name": name, "kind": "branch", "unit_type": "other"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{branch}");
+    let branch = branch["id"].as_str().unwrap().to_owned();
+    let mut ids = Vec::new();
+    for (name, username) in people {
+        let (status, m) = cluster
+            .post(
+                &admin,
+                "/api/v1/members",
+                json!({"org_id": branch, "name": name, "category": "full", "joined_on": joined_on,
+                       "username": username, "password": password}),
+            )
+            .await;
+        assert_eq!(status, 201, "{m}");
+        ids.push(m["id"].as_str().unwrap().to_owned());
+    }
+    let (status, body) = cluster
+        .post(
+            &admin,
+            &format!("/api/v1/orgs/{branch}/roles"),
+            json!({"member_id": ids.last().unwrap(), "role": "secretary"}),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    (admin, branch, ids)
+}
+
 /// Whether the page fits the phone's width (nothing wider than the screen to scroll sideways).
 async fn fits_width(phone: &Client) -> bool {
     phone
@@ -394,56 +416,21 @@ async fn fits_width(phone: &Client) -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_secretary_batch_approves_and_records_and_the_member_sees_the_grade_and_appeals() {
     let cluster = Cluster::start("h5secretary").await;
-    let admin = cluster.login("admin", ADMIN_PASSWORD).await;
     let month = this_month();
     let year = month[..4].to_owned();
-    if year != "2026" {
-        let mut doc = jifen_standard::default_2026()
-            .unwrap()
-            .to_json_value()
-            .unwrap();
-        doc["year"] = json!(year.parse::<i32>().unwrap());
-        let (status, body) = cluster
-            .put(&admin, &format!("/api/v1/standards/{year}"), doc)
-            .await;
-        assert_eq!(status, 200, "{body}");
-    }
-    let (_, me) = cluster.get(&admin, "/api/v1/me").await;
-    let root = me["roles"][0]["org_id"].as_str().unwrap().to_owned();
-    let (status, branch) = cluster
-        .post(
-            &admin,
-            "/api/v1/orgs",
-            json!({"parent_id": root, "name": "第二党支部", "kind": "branch", "unit_type": "other"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{branch}");
-    let branch = branch["id"].as_str().unwrap().to_owned();
-    let mut ids = Vec::new();
-    for (name, username) in [
-        ("王建国", "wangjg"),
-        ("赵丽", "zhaol"),
-        ("周书记", "zhousj"),
-    ] {
-        let (status, m) = cluster
-            .post(
-                &admin,
-                "/api/v1/members",
-                json!({"org_id": branch, "name": name, "category": "full", "joined_on": "2010-07-01",
-                       "username": username, "password": "h5-password-2"}),
-            )
-            .await;
-        assert_eq!(status, 201, "{m}");
-        ids.push(m["id"].as_str().unwrap().to_owned());
-    }
-    let (status, body) = cluster
-        .post(
-            &admin,
-            &format!("/api/v1/orgs/{branch}/roles"),
-            json!({"member_id": ids[2], "role": "secretary"}),
-        )
-        .await;
-    assert_eq!(status, 204, "{body}");
+    let (admin, branch, ids) = branch_with_logins(
+        &cluster,
+        &year,
+        "第二党支部",
+        &[
+            ("王建国", "wangjg"),
+            ("赵丽", "zhaol"),
+            ("周书记", "zhousj"),
+        ],
+        "2010-07-01",
+        "h5-password-2",
+    )
+    .await;
     // Both members declare F01 once and submit, through the API.
     for (i, username) in ["wangjg", "zhaol"].into_iter().enumerate() {
         let token = cluster.login(username, "h5-password-2").await;
