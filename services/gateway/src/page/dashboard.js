@@ -1,10 +1,10 @@
 // 党建看板: the municipal dashboard page. Plain JavaScript, no build step, no external resources
 // (the page is served with a self-only content security policy); the charts are drawn by the
 // vendored Apache ECharts (vendor/echarts/VENDOR.md) with its SVG renderer and tooltips drawn
-// inside the chart (no HTML tooltip: its inline style attributes would break the policy).
+// inside the chart (no HTML tooltip: its inline style attributes may break the policy).
 //
-// It speaks only the public API: POST /api/v1/auth/login and /auth/refresh, GET /api/v1/me,
-// GET /api/v1/orgs/{id}, GET /api/v1/dashboard/orgs/{id}?month= (also for last December's
+// It speaks only the public API: POST /api/v1/auth/login and /auth/refresh,
+// GET /api/v1/me/profile (or /me), GET /api/v1/orgs/{id}, GET /api/v1/dashboard/orgs/{id}?month= (also for last December's
 // grades), …/trend?year=, …/histogram?year=&bins=, …/branches?month=, …/ranking?year=&limit=,
 // GET /api/v1/orgs/{id}/exports/ledger.xlsx?year=.
 //
@@ -158,21 +158,23 @@ async function login(event) {
 
 // ---------------------------------------------------------------- months
 
-function monthOf(date) {
-  return date.getFullYear() + "-" + String(date.getMonth() + 1).padStart(2, "0");
+function monthOf(year, monthIndex) {
+  const d = new Date(Date.UTC(year, monthIndex, 1));
+  return d.getUTCFullYear() + "-" + String(d.getUTCMonth() + 1).padStart(2, "0");
 }
 
 function monthLabel(month) {
   return Number(month.slice(0, 4)) + "年" + Number(month.slice(5, 7)) + "月";
 }
 
-/// The month picker: this month and the 35 before it, in Chinese (2026年11月), newest first.
+/// The month picker: this month in Shanghai (the periods' time zone, no daylight saving) and the
+/// 35 before it, in Chinese (2026年11月), newest first.
 function fillMonths() {
   const select = $("month");
-  const now = new Date();
+  const shanghai = new Date(Date.now() + 8 * 3600 * 1000);
   select.replaceChildren();
   for (let i = 0; i < 36; i++) {
-    const m = monthOf(new Date(now.getFullYear(), now.getMonth() - i, 1));
+    const m = monthOf(shanghai.getUTCFullYear(), shanghai.getUTCMonth() - i);
     select.append(new Option(monthLabel(m), m));
   }
   const wanted = params.get("month");
@@ -193,8 +195,19 @@ function points(value) { return Number.isInteger(value) ? String(value) : Number
 
 // ---------------------------------------------------------------- start
 
+/// The caller with names (`GET /api/v1/me/profile`: their name, each role's organization name);
+/// a gateway without it answers 404, and `/me` (ids only) is read instead.
+async function profile() {
+  try {
+    return await getJson("/api/v1/me/profile");
+  } catch (e) {
+    if (e.status === 404) return getJson("/api/v1/me");
+    throw e;
+  }
+}
+
 async function start() {
-  const me = await getJson("/api/v1/me");
+  const me = await profile();
   const staff = (me.roles || []).filter((r) => r.role === "admin" || r.role === "secretary");
   if (!staff.length) {
     logout("看板仅供党组织管理员和书记使用");
