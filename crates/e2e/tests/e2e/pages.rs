@@ -480,6 +480,17 @@ async fn fits(client: &Client) -> (bool, bool) {
     (v[0] == true, v[1] == true)
 }
 
+/// The panels that do not fit the screen on the wall (each inside the viewport, each chart at
+/// least 150 px high).
+async fn off_screen(client: &Client) -> Vec<String> {
+    let script = "return [...document.querySelectorAll('.chart-panel')].filter((p) => { \
+                  const r = p.getBoundingClientRect(); const c = p.querySelector('.chart'); \
+                  return r.bottom > window.innerHeight || r.right > window.innerWidth \
+                    || (c && !c.hidden && c.clientHeight < 150); }).map((p) => p.id);";
+    let value = client.execute(script, vec![]).await.unwrap();
+    serde_json::from_value(value).unwrap()
+}
+
 async fn log_in(client: &Client, password: &str) {
     type_into(client, "#login-form input[name=username]", "admin").await;
     type_into(client, "#login-form input[name=password]", password).await;
@@ -632,6 +643,7 @@ async fn the_dashboard_charts_the_city_drills_down_and_runs_on_the_wall() {
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_charts_show(&client, &root_figures).await;
     assert_eq!(fits(&client).await, (true, true), "the wall fits 1920×1080");
+    assert_eq!(off_screen(&client).await, Vec::<String>::new());
     screenshot_in(&client, SHOTS, "04-wall-1920x1080").await;
     set_viewport(&client, 1366, 768).await;
     tokio::time::sleep(Duration::from_millis(600)).await;
