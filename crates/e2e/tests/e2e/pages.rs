@@ -491,6 +491,25 @@ async fn off_screen(client: &Client) -> Vec<String> {
     serde_json::from_value(value).unwrap()
 }
 
+/// Saves the whole page (the viewport stretched to the page's height for the shot, then set back
+/// to `width`×`height`): the office layout scrolls, and a person looks at all of it.
+async fn whole_page(client: &Client, name: &str, width: u32, height: u32) {
+    let full = client
+        .execute("return document.documentElement.scrollHeight;", vec![])
+        .await
+        .unwrap();
+    set_viewport(
+        client,
+        width,
+        u32::try_from(full.as_u64().unwrap()).unwrap(),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    screenshot_in(client, SHOTS, name).await;
+    set_viewport(client, width, height).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+}
+
 async fn log_in(client: &Client, password: &str) {
     type_into(client, "#login-form input[name=username]", "admin").await;
     type_into(client, "#login-form input[name=password]", password).await;
@@ -570,7 +589,7 @@ async fn the_dashboard_charts_the_city_drills_down_and_runs_on_the_wall() {
         .unwrap();
     set_viewport(&client, 1366, 768).await;
     log_in(&client, "not-the-password").await;
-    wait_text(&client, "#login-error", "登录失败").await;
+    wait_text(&client, "#login-error", "用户名或密码错误").await;
     screenshot_in(&client, SHOTS, "01-login-refused").await;
     log_in(&client, ADMIN_PASSWORD).await;
     let mut loads = loaded(&client, &city.root, &month, 1).await;
@@ -579,13 +598,13 @@ async fn the_dashboard_charts_the_city_drills_down_and_runs_on_the_wall() {
     let who = find(&client, "#who").await.text().await.unwrap();
     assert!(who.contains("市直机关工委"), "{who}");
     assert!(
-        !who
-            .split(|c: char| !c.is_ascii_hexdigit() && c != '-')
+        !who.split(|c: char| !c.is_ascii_hexdigit() && c != '-')
             .any(|w| uuid::Uuid::parse_str(w).is_ok()),
         "no id in the header: {who}"
     );
     assert_charts_show(&client, &root_figures).await;
     screenshot_in(&client, SHOTS, "02-office-1366x768").await;
+    whole_page(&client, "02-office-1366-whole", 1366, 768).await;
 
     // Drill into the committee by its bar; the breadcrumb leads back.
     click_bar(&client, "chart-children", "市财政局机关党委").await;
@@ -593,7 +612,7 @@ async fn the_dashboard_charts_the_city_drills_down_and_runs_on_the_wall() {
     wait_text(&client, "#crumbs", "市直机关工委 › 市财政局机关党委").await;
     let committee = figures(&cluster, &city.committee, year, &month).await;
     assert_charts_show(&client, &committee).await;
-    screenshot_in(&client, SHOTS, "03-committee").await;
+    whole_page(&client, "03-committee-whole", 1366, 768).await;
     find(&client, "#crumbs button").await.click().await.unwrap();
     loads = loaded(&client, &city.root, &month, loads + 1).await;
 
@@ -660,6 +679,7 @@ async fn the_dashboard_charts_the_city_drills_down_and_runs_on_the_wall() {
     assert_eq!(charts_drawn(&client).await, Vec::<String>::new());
     assert!(fits(&client).await.0, "no sideways scrolling at 390×844");
     screenshot_in(&client, SHOTS, "07-office-390x844").await;
+    whole_page(&client, "07-office-390-whole", 390, 844).await;
     assert_eq!(page_errors(&client).await, Vec::<String>::new());
 
     // The wall's address, reloading every 5 s: a new declaration shows without a page load.

@@ -152,7 +152,7 @@ async function login(event) {
     $("login-form").reset();
     await start();
   } catch (e) {
-    text($("login-error"), "登录失败：" + e.message);
+    text($("login-error"), "登录失败：" + (e.status === 401 ? "用户名或密码错误" : e.message));
   }
 }
 
@@ -330,6 +330,9 @@ const RED = "#d32f2f";
 const BLUE = "#1e88e5";
 const GOLD = "#f9a825";
 
+/// A count axis's top: room above the highest bar for its value label.
+function headroom({ max }) { return Math.max(1, Math.ceil(max * 1.15)); }
+
 function narrow(id) { return $(id).clientWidth < 420; }
 
 function render() {
@@ -344,16 +347,23 @@ function render() {
     text($("participation"), percent(d.participation_rate));
     text($("points-avg"), points(d.approved_points_avg));
   }
-  drawTrend(last);
-  drawGrades(last);
-  drawChildren(last);
-  drawHistogram(last);
-  drawBranches(last);
+  drawCharts();
   drawRanking(last);
   text($("title-participation"), year + "年月度申报率");
   text($("title-points"), year + "年月度人均积分");
   text($("title-histogram"), year + "年党员积分分布（人数）");
   text($("ranking-title"), year + "年度积分排行（前 " + RANKING_LIMIT + " 名）");
+}
+
+/// Draws the charts from the last answers (also after a resize: what fits depends on the width).
+function drawCharts() {
+  const last = state.last;
+  if (!last) return;
+  drawTrend(last);
+  drawGrades(last);
+  drawChildren(last);
+  drawHistogram(last);
+  drawBranches(last);
 }
 
 function drawTrend({ trend }) {
@@ -367,7 +377,7 @@ function drawTrend({ trend }) {
     series: [{
       name: "申报率", type: "line", data: months.map((m) => m.participation_rate),
       symbolSize: 7, areaStyle: { opacity: 0.12 }, itemStyle: { color: RED },
-      label: { show: !narrow("chart-participation"), position: "top", formatter: (p) => percent(p.value) },
+      label: { show: !narrow("chart-participation"), position: "top", formatter: (p) => (p.value ? percent(p.value) : "") },
       labelLayout: { hideOverlap: true },
     }],
   }), true);
@@ -378,7 +388,7 @@ function drawTrend({ trend }) {
     series: [{
       name: "人均积分", type: "bar", data: months.map((m) => m.approved_points_avg),
       barMaxWidth: 28, itemStyle: { color: GOLD },
-      label: { show: !narrow("chart-points"), position: "top", formatter: (p) => points(p.value) },
+      label: { show: !narrow("chart-points"), position: "top", formatter: (p) => (p.value ? points(p.value) : "") },
       labelLayout: { hideOverlap: true },
     }],
   }), true);
@@ -396,8 +406,9 @@ function drawGrades({ year, dashboard, lastYear }) {
     }
   }
   const published = !!(dashboard && dashboard.grade_distribution);
+  const lastPublished = !!(lastYear && lastYear.grade_distribution);
   $("grades-empty").hidden = published;
-  text($("title-grades"), published ? year + "年定级分布（与上年对比）" : year + "年定级分布");
+  text($("title-grades"), year + "年定级分布" + (lastPublished ? "（与上年对比）" : "（上年未公示）"));
   $("chart-grades").hidden = !series.length;
   if (!series.length) {
     const old = state.charts.get("chart-grades");
@@ -409,10 +420,10 @@ function drawGrades({ year, dashboard, lastYear }) {
     return;
   }
   chart("chart-grades").setOption(base({
-    legend: { top: 0, right: 0 },
-    grid: { left: 8, right: 16, top: 36, bottom: 8, containLabel: true },
+    legend: { top: 0, left: "center" },
+    grid: { left: 8, right: 16, top: 40, bottom: 8, containLabel: true },
     xAxis: { type: "category", data: GRADES.map(([, name]) => name) },
-    yAxis: { type: "value", name: "人", minInterval: 1 },
+    yAxis: { type: "value", name: "人", minInterval: 1, max: headroom },
     series,
   }), true);
 }
@@ -459,7 +470,7 @@ function drawHistogram({ histogram }) {
       type: "category", data: bins.map((b) => points(b.from) + "–" + points(b.to)),
       name: "分", axisLabel: { interval: 0, rotate: narrow("chart-histogram") ? 45 : 0, hideOverlap: true },
     },
-    yAxis: { type: "value", name: "人", minInterval: 1 },
+    yAxis: { type: "value", name: "人", minInterval: 1, max: headroom },
     series: [{
       name: "人数", type: "bar", data: bins.map((b) => b.count), barCategoryGap: "8%",
       itemStyle: { color: "#43a047" }, label: { show: true, position: "top", formatter: (p) => (p.value ? p.value : "") },
@@ -631,7 +642,7 @@ document.addEventListener("DOMContentLoaded", () => {
   window.addEventListener("resize", () => {
     for (const c of state.charts.values()) c.resize();
     clearTimeout(settle);
-    settle = setTimeout(render, 200);
+    settle = setTimeout(drawCharts, 200);
   });
   document.body.classList.toggle("wall", state.wall);
 });
