@@ -139,6 +139,7 @@ pub async fn app_style() -> Response {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::expect_used)]
     use super::*;
     use sha2::{Digest as _, Sha256};
 
