@@ -45,7 +45,8 @@ pub struct Bin {
 /// The histogram of `totals` (deci-points) in exactly `bins` bins (at least 1) of one width:
 /// the smallest "round" width — 1, 2 or 5 times a power of ten deci-points — for which `bins`
 /// bins starting at the lowest total rounded down to a multiple of the width reach past the
-/// highest total. Without totals: `bins` empty bins of one point from 0. Answers the width and
+/// highest total, or else (a few bins across a multiple of every width, e.g. one bin for -0.1
+/// and 0) starting at the lowest total itself. Without totals: `bins` empty bins of one point from 0. Answers the width and
 /// the bins, lowest first; the counts sum to `totals.len()`.
 pub fn histogram(totals: &[i32], bins: u32) -> (i64, Vec<Bin>) {
     let n = i64::from(bins.max(1));
@@ -62,17 +63,22 @@ pub fn histogram(totals: &[i32], bins: u32) -> (i64, Vec<Bin>) {
             return (10, bins);
         }
     };
-    let start_of = |width: i64| lo.div_euclid(width) * width;
-    let mut width = 1;
-    'search: for power in 0..20 {
+    // Totals are i32, so a width of 5·10⁹ tenths always reaches: the search ends by 10¹⁰.
+    let (mut width, mut start) = (1, lo);
+    'search: for power in 0..=10 {
         for step in [1, 2, 5] {
             width = step * 10i64.pow(power);
-            if start_of(width) + n * width > hi {
+            let aligned = lo.div_euclid(width) * width;
+            if aligned + n * width > hi {
+                start = aligned;
+                break 'search;
+            }
+            if lo + n * width > hi {
+                start = lo;
                 break 'search;
             }
         }
     }
-    let start = start_of(width);
     let mut counts = vec![0i64; usize::try_from(n).unwrap_or(1)];
     for t in totals {
         let i = (i64::from(*t) - start) / width;
@@ -200,6 +206,19 @@ mod tests {
                 Bin {
                     from: 42,
                     to: 43,
+                    count: 2
+                }
+            )
+        );
+        // One bin cannot be aligned across 0: it starts at the lowest total.
+        let (width, bins) = histogram(&[-1, 0], 1);
+        assert_eq!(
+            (width, bins[0]),
+            (
+                2,
+                Bin {
+                    from: -1,
+                    to: 1,
                     count: 2
                 }
             )
