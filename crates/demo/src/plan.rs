@@ -867,8 +867,9 @@ mod tests {
                     }
                     *grades.entry(expected).or_default() += 1;
                 }
+                // The quota trims the stars, but where X11 caps one of them.
                 assert!(
-                    excellent_band > shape.members / 3,
+                    gb == p.capped().0 || excellent_band > shape.members / 3,
                     "{shape} branch {gb}: the quota must trim the stars ({excellent_band})"
                 );
             }

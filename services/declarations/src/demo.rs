@@ -340,19 +340,28 @@ async fn seed_month(
 ) -> anyhow::Result<Counts> {
     let next = month.next();
     let mut counts = Counts::default();
+    let mut phases: Vec<String> = Vec::new();
+    let mut lap = Instant::now();
+    let mut mark = |name: &str| {
+        phases.push(format!("{name} {:.1}s", lap.elapsed().as_secs_f64()));
+        lap = Instant::now();
+    };
     // The members declare (the 20th), the branch records the month and reviews (the 28th).
     ctx.clock.set(at(month.day(20), 10, now));
     counts += each_branch(ctx, |ctx, gb| async move {
         declare(&ctx, gb, month, false).await
     })
     .await?;
+    mark("declare");
     ctx.clock.set(at(month.day(28), 9, now));
     counts += each_branch(ctx, |ctx, gb| async move { record(&ctx, gb, month).await }).await?;
+    mark("record");
     ctx.clock.set(at(month.day(28), 15, now));
     counts += each_branch(ctx, |ctx, gb| async move {
         review(&ctx, gb, month, false).await
     })
     .await?;
+    mark("review");
     // Returned ones are corrected and handed in again on the 2nd, and approved on the 3rd.
     ctx.clock.set(at(next.day(2), 10, now));
     counts += each_branch(
@@ -365,6 +374,7 @@ async fn seed_month(
         review(&ctx, gb, month, false).await
     })
     .await?;
+    mark("returned");
     // Late ones: the branch reopens the closed month on the 10th; they declare on the 11th and
     // are approved on the 12th.
     let any_late =
@@ -383,7 +393,9 @@ async fn seed_month(
             |ctx, gb| async move { review(&ctx, gb, month, true).await },
         )
         .await?;
+        mark("late");
     }
+    println!("    {month} steps: {}", phases.join(", "));
     Ok(counts)
 }
 
