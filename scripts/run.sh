@@ -81,8 +81,10 @@ SEED_NOTE=""
 seed_step() { # name command… : runs one seeding step, its output in .run/logs/seed-<name>.log
   local name=$1; shift
   local log="$RUN/logs/seed-$name.log"
-  if "$@" >"$log" 2>&1; then
-    grep -v '^{' "$log" | sed 's/^/  /' || true
+  # Progress lines as they come (the JSON log lines only in the log).
+  "$@" 2>&1 | tee "$log" | { grep --line-buffered -v '^{' || true; } | sed -u 's/^/  /'
+  local rc=${PIPESTATUS[0]}
+  if [ "$rc" = 0 ]; then
     return 0
   fi
   SEED_NOTE="$SEED_NOTE

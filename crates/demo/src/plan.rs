@@ -317,7 +317,7 @@ impl Plan {
         let m = self.shape.members;
         let stars = (m * 2).div_ceil(5).max(1);
         let weak = ((m * 12 + 50) / 100).max(1);
-        let failing = usize::from(gb % 4 == 0);
+        let failing = usize::from(gb.is_multiple_of(4));
         (stars, weak, failing)
     }
 
@@ -492,7 +492,7 @@ impl Plan {
                 self.skipped_months(gb, i, tier, TAG_ATTEND + salt * 16, count)
                     .contains(&m)
             };
-            let pays = tier != Tier::Failing || m % 3 != 0;
+            let pays = tier != Tier::Failing || !m.is_multiple_of(3);
             if pays {
                 out.push(entry("D01"));
             }
@@ -500,7 +500,7 @@ impl Plan {
                 Tier::Star => true,
                 Tier::Steady => !misses(1, 1),
                 Tier::Weak => !misses(2, 1),
-                Tier::Failing => m % 2 == 0,
+                Tier::Failing => m.is_multiple_of(2),
             };
             if group {
                 out.push(entry("O02"));
@@ -516,7 +516,7 @@ impl Plan {
                     out.push(entry("P01"));
                 }
             }
-            if m % 3 == 0 {
+            if m.is_multiple_of(3) {
                 let meeting = match tier {
                     Tier::Star | Tier::Steady => true,
                     Tier::Weak => !misses(3, 3),

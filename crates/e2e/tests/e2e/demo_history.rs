@@ -49,7 +49,7 @@ async fn seed(cluster: &Cluster, manifest: &str) -> String {
                 "--manifest",
                 manifest,
                 "--wait-secs",
-                "60",
+                "150",
             ])
             .await,
     );
