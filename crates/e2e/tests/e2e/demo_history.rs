@@ -161,10 +161,15 @@ async fn counts(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_demo_history_is_seeded_once_graded_final_and_lived_this_year() {
+    let started = std::time::Instant::now();
     let cluster = Cluster::start("e2ehist").await;
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("manifest.json").display().to_string();
     let first_log = seed(&cluster, &manifest).await;
+    eprintln!(
+        "seeded in {:.1}s:\n{first_log}",
+        started.elapsed().as_secs_f64()
+    );
     assert!(
         first_log.contains("declarations history ready"),
         "{first_log}"
@@ -286,6 +291,7 @@ async fn the_demo_history_is_seeded_once_graded_final_and_lived_this_year() {
 
     // The second run adds nothing.
     let second_log = seed(&cluster, &manifest).await;
+    eprintln!("seeded again at {:.1}s", started.elapsed().as_secs_f64());
     for step in ["declarations", "evaluations", "grading"] {
         assert!(
             second_log.contains(&format!("{step} history already seeded")),
