@@ -81,8 +81,10 @@ SEED_NOTE=""
 seed_step() { # name command… : runs one seeding step, its output in .run/logs/seed-<name>.log
   local name=$1; shift
   local log="$RUN/logs/seed-$name.log"
-  if "$@" >"$log" 2>&1; then
-    grep -v '^{' "$log" | sed 's/^/  /' || true
+  # Progress lines as they come (the JSON log lines only in the log).
+  "$@" 2>&1 | tee "$log" | { grep --line-buffered -v '^{' || true; } | sed -u 's/^/  /'
+  local rc=${PIPESTATUS[0]}
+  if [ "$rc" = 0 ]; then
     return 0
   fi
   SEED_NOTE="$SEED_NOTE
@@ -93,7 +95,28 @@ $(tail -n 5 "$log" | sed 's/^/           | /')"
   return 1
 }
 echo "seeding the demo city…"
-seed_step city "$BIN/jifen-members" seed-demo || true
+# Its history (docs/decisions/0014-demo-history.md): last year declared, reviewed, recorded,
+# evaluated, graded and final; this year up to today. Each step goes through its own service's
+# use cases and keeps its own marker, so a second `make run` adds nothing.
+MANIFEST="$RUN/demo-manifest.json"
+HISTORY_STARTED=$SECONDS
+if seed_step city "$BIN/jifen-members" seed-demo \
+  && seed_step manifest "$BIN/jifen-members" demo-manifest --out "$MANIFEST"; then
+  # Declarations and evaluations do not depend on each other: both at once.
+  seed_step evaluations "$BIN/jifen-evaluations" seed-demo-history --manifest "$MANIFEST" &
+  evaluations_step=$!
+  declarations_ok=0
+  seed_step declarations "$BIN/jifen-declarations" seed-demo-history --manifest "$MANIFEST" || declarations_ok=1
+  evaluations_ok=0
+  wait "$evaluations_step" || evaluations_ok=1
+  if [ "$declarations_ok" = 0 ] && [ "$evaluations_ok" = 0 ]; then
+    seed_step grading "$BIN/jifen-grading" seed-demo-history --manifest "$MANIFEST" || true
+  else
+    SEED_NOTE="$SEED_NOTE
+  WARNING: a history step failed (see $RUN/logs/seed-*.log); last year was not graded."
+  fi
+  echo "  demo history: $((SECONDS - HISTORY_STARTED))s"
+fi
 
 cat <<INFO
 
@@ -110,6 +133,9 @@ cat <<INFO
                  (year-end batch: $BIN/jifen-grading batch --year 2026 --org <org id> [--shard i/n])
     admin login  username admin, password $JIFEN_BOOTSTRAP_ADMIN_PASSWORD
     demo member  username demo0001 … demo1000, password jifen-demo
+    tour         demo0001: secretary of 第一党支部, this month's declarations waiting for review
+                 demo0002: a member of it, with last year's ledger, final grade and this year's
+                 months; admin: the dashboard, last year's grades and the ledger export
     logs         $RUN/logs/
 
   Try:  curl -s -XPOST http://$GATEWAY_ADDR/api/v1/auth/login -H 'content-type: application/json' \\
