@@ -475,30 +475,45 @@ async fn declare(ctx: &Ctx, gb: usize, month: YearMonth, late: bool) -> anyhow::
 async fn record(ctx: &Ctx, gb: usize, month: YearMonth) -> anyhow::Result<Counts> {
     let branch = ctx.manifest.branches()[gb];
     let planned = ctx.plan.branch_entries(gb, month);
-    let entries: Vec<NewEntry> = planned
+    let active: Vec<_> = planned
         .iter()
         .filter(|e| branch.members[e.member].active)
-        .map(|e| NewEntry {
-            member_id: branch.members[e.member].id,
-            item_code: e.item.to_owned(),
-            quantity: e.quantity,
-            note: e.note.to_owned(),
-        })
         .collect();
-    if entries.is_empty()
+    if active.is_empty()
         || crate::store::demo::recorded_month(ctx.app.db(), branch.org.id, &month.to_string())
             .await?
     {
         return Ok(Counts::default());
     }
-    let secretary = ctx.manifest.secretary_principal(branch);
-    ctx.app
-        .record_branch(&secretary, branch.org.id, month_of(month)?, &entries)
-        .await
-        .map_err(app_err)
-        .with_context(|| format!("branch {gb} recording {month}"))?;
+    // Nobody records their own points: the secretary's own entries are the admin's to record
+    // (as their declarations are the admin's to review); the others' come first.
+    let (own, others): (Vec<_>, Vec<_>) = active
+        .into_iter()
+        .partition(|e| branch.secretary == Some(e.member));
+    let mut recorded = 0;
+    for batch in [others, own] {
+        let Some(first) = batch.first() else {
+            continue;
+        };
+        let recorder = ctx.manifest.reviewer_of(branch, first.member);
+        let entries: Vec<NewEntry> = batch
+            .iter()
+            .map(|e| NewEntry {
+                member_id: branch.members[e.member].id,
+                item_code: e.item.to_owned(),
+                quantity: e.quantity,
+                note: e.note.to_owned(),
+            })
+            .collect();
+        ctx.app
+            .record_branch(&recorder, branch.org.id, month_of(month)?, &entries)
+            .await
+            .map_err(app_err)
+            .with_context(|| format!("branch {gb} recording {month}"))?;
+        recorded += entries.len();
+    }
     Ok(Counts {
-        entries: entries.len(),
+        entries: recorded,
         ..Counts::default()
     })
 }
