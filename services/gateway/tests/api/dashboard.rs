@@ -697,10 +697,12 @@ async fn the_page_is_self_contained_html_under_a_strict_policy() {
     let script = r.text().await.unwrap();
     for path in [
         "/api/v1/auth/login",
-        "/api/v1/me",
-        "/api/v1/orgs/",
-        "/children",
+        "/api/v1/auth/refresh",
+        "/api/v1/me/profile",
         "/api/v1/dashboard/orgs/",
+        "/trend?year=",
+        "/histogram?year=",
+        "/branches?month=",
         "/ranking?year=",
         "/exports/ledger.xlsx?year=",
     ] {
