@@ -72,6 +72,13 @@ pub fn read_dashboard(p: &Principal, org_path: &str) -> Decision {
     export_ledger(p, org_path)
 }
 
+/// Name the organization at `ancestor_path` in the breadcrumb of a dashboard below it: only
+/// when the caller may read that organization's own dashboard, so an admin of a committee sees
+/// the breadcrumb from their committee down, never the city above it.
+pub fn name_in_breadcrumb(p: &Principal, ancestor_path: &str) -> bool {
+    read_dashboard(p, ancestor_path) == Decision::Allow
+}
+
 /// Read the grading of the organization at `org_path`. `published` says whether every branch
 /// in it is confirmed or final; `own_branch_path` is the path of the caller's branch when the
 /// caller is a member.
@@ -234,6 +241,16 @@ mod tests {
             ),
             Decision::Deny
         );
+    }
+
+    #[test]
+    fn breadcrumbs_stop_at_the_callers_scope() {
+        let admin = principal(RoleName::Admin, "/city/c1/", None);
+        assert!(!name_in_breadcrumb(&admin, "/city/"));
+        assert!(name_in_breadcrumb(&admin, "/city/c1/"));
+        assert!(name_in_breadcrumb(&admin, BRANCH));
+        let member = principal(RoleName::Member, BRANCH, Some(Uuid::now_v7()));
+        assert!(!name_in_breadcrumb(&member, BRANCH));
     }
 
     #[test]

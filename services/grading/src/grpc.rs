@@ -5,8 +5,8 @@
 
 use crate::store::gradings::AppealRow;
 use crate::usecases::{
-    AppError, DashboardView, ExportedMember, Figures, Grading, GradingView, LedgerExport,
-    LedgerView, RankingView, RuleKind, reasons_of,
+    AppError, BranchesView, DashboardView, ExportedMember, Figures, Grading, GradingView,
+    HistogramView, LedgerExport, LedgerView, RankingView, RuleKind, TrendView, reasons_of,
 };
 use jifen_platform::auth::{Principal, TokenVerifier};
 use jifen_platform::grpc as status;
@@ -144,6 +144,7 @@ fn figures_pb(f: Figures) -> pb::DashboardFigures {
         participation_permille: f.participation_permille,
         approved_points: f.points,
         approved_points_avg: f.points_avg,
+        kind: f.kind,
     }
 }
 
@@ -161,6 +162,78 @@ fn dashboard_pb(v: DashboardView) -> pb::Dashboard {
         }),
         total: Some(figures_pb(v.total)),
         children: v.children.into_iter().map(figures_pb).collect(),
+        parent_id: v.parent_id.map(|p| p.to_string()).unwrap_or_default(),
+        ancestors: v
+            .ancestors
+            .into_iter()
+            .map(|(id, name)| pb::OrgRef {
+                org_id: id.to_string(),
+                name,
+            })
+            .collect(),
+    }
+}
+
+fn histogram_pb(v: HistogramView) -> pb::DashboardHistogram {
+    let int = |n: i64| i32::try_from(n).unwrap_or(if n < 0 { i32::MIN } else { i32::MAX });
+    pb::DashboardHistogram {
+        org_id: v.org_id.to_string(),
+        org_path: v.org_path,
+        year: v.year,
+        members: int(v.members),
+        bin_width: int(v.bin_width),
+        bins: v
+            .bins
+            .into_iter()
+            .map(|b| pb::HistogramBin {
+                from: int(b.from),
+                to: int(b.to),
+                count: int(b.count),
+            })
+            .collect(),
+    }
+}
+
+fn branches_pb(v: BranchesView) -> pb::DashboardBranches {
+    pb::DashboardBranches {
+        org_id: v.org_id.to_string(),
+        org_path: v.org_path,
+        month: format!("{:04}-{:02}", v.year, v.month),
+        threshold_permille: v.threshold_permille,
+        items: v
+            .items
+            .into_iter()
+            .map(|l| {
+                let (parent_id, parent_name) = l
+                    .parent
+                    .map(|(id, name)| (id.to_string(), name))
+                    .unwrap_or_default();
+                pb::BranchLine {
+                    figures: Some(figures_pb(l.figures)),
+                    parent_id,
+                    parent_name,
+                    lagging: l.lagging,
+                }
+            })
+            .collect(),
+    }
+}
+
+fn trend_pb(v: TrendView) -> pb::DashboardTrend {
+    let year = v.year;
+    pb::DashboardTrend {
+        org_id: v.org_id.to_string(),
+        org_path: v.org_path,
+        name: v.name,
+        year,
+        months: v
+            .months
+            .into_iter()
+            .map(|(month, f)| pb::TrendMonth {
+                month: format!("{year:04}-{month:02}"),
+                figures: Some(figures_pb(f)),
+            })
+            .collect(),
     }
 }
 
@@ -172,10 +245,18 @@ fn ranking_pb(org_id: Uuid, v: RankingView) -> pb::Ranking {
         items: v
             .items
             .into_iter()
-            .map(|r| pb::RankedMember {
-                member_id: r.member_id.to_string(),
-                name: r.name,
-                total: r.total,
+            .map(|r| {
+                let (branch_id, branch_name) = r
+                    .branch
+                    .map(|(id, name)| (id.to_string(), name))
+                    .unwrap_or_default();
+                pb::RankedMember {
+                    member_id: r.member_id.to_string(),
+                    name: r.name,
+                    total: r.total,
+                    branch_id,
+                    branch_name,
+                }
             })
             .collect(),
     }
@@ -397,6 +478,63 @@ impl GradingService for GradingApi {
             .dashboard(&caller, org, year, month)
             .await
             .map(|v| Response::new(dashboard_pb(v)))
+            .map_err(to_status)
+    }
+
+    async fn get_dashboard_trend(
+        &self,
+        request: Request<pb::GetDashboardTrendRequest>,
+    ) -> Result<Response<pb::DashboardTrend>, Status> {
+        let caller = self.caller(&request)?;
+        let r = request.into_inner();
+        let (org, year) = org_and_year(&r.org_id, r.year)?;
+        self.app
+            .dashboard_trend(&caller, org, year)
+            .await
+            .map(|v| Response::new(trend_pb(v)))
+            .map_err(to_status)
+    }
+
+    async fn get_dashboard_histogram(
+        &self,
+        request: Request<pb::GetDashboardHistogramRequest>,
+    ) -> Result<Response<pb::DashboardHistogram>, Status> {
+        let caller = self.caller(&request)?;
+        let r = request.into_inner();
+        // Every bad field at once: org_id and year, then bins.
+        let checked = org_and_year(&r.org_id, r.year);
+        let bins = crate::usecases::check_bins(r.bins);
+        let (org, year, bins) = match (checked, bins) {
+            (Ok((org, year)), Ok(bins)) => (org, year, bins),
+            (checked, bins) => {
+                let mut bad: Vec<(String, String)> = Vec::new();
+                if let Err(status) = checked {
+                    bad.extend(status::status_details(&status).1);
+                }
+                if let Err(AppError::Invalid(v)) = bins {
+                    bad.extend(v.into_iter().map(|f| (f.field, f.message)));
+                }
+                return Err(status::invalid_argument(bad));
+            }
+        };
+        self.app
+            .dashboard_histogram(&caller, org, year, bins)
+            .await
+            .map(|v| Response::new(histogram_pb(v)))
+            .map_err(to_status)
+    }
+
+    async fn get_dashboard_branches(
+        &self,
+        request: Request<pb::GetDashboardBranchesRequest>,
+    ) -> Result<Response<pb::DashboardBranches>, Status> {
+        let caller = self.caller(&request)?;
+        let r = request.into_inner();
+        let (org, year, month) = org_and_month(&r.org_id, &r.month)?;
+        self.app
+            .dashboard_branches(&caller, org, year, month)
+            .await
+            .map(|v| Response::new(branches_pb(v)))
             .map_err(to_status)
     }
 

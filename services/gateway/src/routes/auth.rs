@@ -21,7 +21,7 @@
 //! code exchanges per client address, each with a doubling lock-out; successes are not counted
 //! (but code exchanges stay under a generous per-address ceiling).
 
-use crate::auth::{Authn, Caller};
+use crate::auth::{Authn, Caller, PersonCaller};
 use crate::convert::{LoginRequest, Me, RefreshRequest, TokenResponse, principal_from_proto};
 use crate::extract::ApiJson;
 use crate::problem::Problem;
@@ -372,6 +372,83 @@ pub async fn refresh(
 )]
 pub async fn me(caller: Caller) -> Json<Me> {
     Json(Me::from_principal(&caller.principal))
+}
+
+/// One role of the caller, with its organization's name.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProfileRole {
+    /// `admin`, `secretary` or `member`.
+    pub role: String,
+    pub org_id: String,
+    pub org_name: String,
+}
+
+/// `GET /api/v1/me/profile`: `/me` with names, for a page's header.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Profile {
+    pub subject: String,
+    /// The caller's member name (their own record), else the account's username.
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member_id: Option<String>,
+    pub roles: Vec<ProfileRole>,
+}
+
+/// The caller with names: their own member name (or the account's username) and the name of
+/// each role's organization, read from the members service with the caller's own token (its
+/// rules apply: a member reads their own record). `GET /api/v1/me` stays the gateway's alone.
+#[utoipa::path(
+    get,
+    path = "/api/v1/me/profile",
+    tag = "identity",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The caller with names", body = Profile)),
+)]
+pub async fn me_profile(
+    State(state): State<AppState>,
+    PersonCaller(caller): PersonCaller,
+) -> Result<Json<Profile>, Problem> {
+    let p = &caller.principal;
+    let mut members = state.members().with_token(&caller.token)?;
+    let name = match p.member_id {
+        Some(id) => {
+            members
+                .get_member(pb::GetMemberRequest { id: id.to_string() })
+                .await?
+                .into_inner()
+                .name
+        }
+        None => p.username.clone().unwrap_or_default(),
+    };
+    let mut names: std::collections::HashMap<uuid::Uuid, String> = Default::default();
+    let mut roles = Vec::with_capacity(p.roles.len());
+    for r in &p.roles {
+        let org_name = match names.get(&r.org_id) {
+            Some(n) => n.clone(),
+            None => {
+                let n = members
+                    .get_organization(pb::GetOrganizationRequest {
+                        id: r.org_id.to_string(),
+                    })
+                    .await?
+                    .into_inner()
+                    .name;
+                names.insert(r.org_id, n.clone());
+                n
+            }
+        };
+        roles.push(ProfileRole {
+            role: r.role.as_str().to_owned(),
+            org_id: r.org_id.to_string(),
+            org_name,
+        });
+    }
+    Ok(Json(Profile {
+        subject: p.subject.clone(),
+        name,
+        member_id: p.member_id.map(|m| m.to_string()),
+        roles,
+    }))
 }
 
 /// Longest life of an evaluator token; never past the round's closing instant.

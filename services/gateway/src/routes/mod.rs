@@ -57,6 +57,7 @@ pub fn api_with(evidence_max_bytes: usize) -> (Router<AppState>, utoipa::openapi
         .routes(routes!(auth::login))
         .routes(routes!(auth::refresh))
         .routes(routes!(auth::me))
+        .routes(routes!(auth::me_profile))
         .routes(routes!(auth::evaluator_login))
         .routes(routes!(orgs::create_org))
         .routes(routes!(orgs::get_org))
@@ -122,6 +123,9 @@ pub fn api_with(evidence_max_bytes: usize) -> (Router<AppState>, utoipa::openapi
         .routes(routes!(exports::export_ledger))
         .routes(routes!(dashboard::get_dashboard))
         .routes(routes!(dashboard::get_ranking))
+        .routes(routes!(dashboard::get_trend))
+        .routes(routes!(dashboard::get_histogram))
+        .routes(routes!(dashboard::get_branches))
         .split_for_parts();
     openapi::add_problem_responses(&mut doc);
     (router, doc)
@@ -220,6 +224,10 @@ mod tests {
             ("/api/v1/dashboard/orgs/{id}", "month"),
             ("/api/v1/dashboard/orgs/{id}/ranking", "year"),
             ("/api/v1/dashboard/orgs/{id}/ranking", "limit"),
+            ("/api/v1/dashboard/orgs/{id}/trend", "year"),
+            ("/api/v1/dashboard/orgs/{id}/histogram", "year"),
+            ("/api/v1/dashboard/orgs/{id}/histogram", "bins"),
+            ("/api/v1/dashboard/orgs/{id}/branches", "month"),
         ] {
             let op = &paths[path]["get"];
             assert!(op["security"].is_array(), "{op}");

@@ -499,6 +499,17 @@ async fn answers_are_cached_briefly_and_never_served_out_of_scope() {
     let (status, _, body) = fetch(&app, &top, Some(&other.secretary.token)).await;
     assert_problem(status, &body, 404, "not_found", Some("org_id"));
 
+    // So is the trend.
+    let year = trend(&a.branch_id, "?year=2026");
+    let (status, cache, first) = fetch(&app, &year, Some(&app.admin_token)).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(cache, "miss");
+    let (_, cache, again) = fetch(&app, &year, Some(&a.secretary.token)).await;
+    assert_eq!((cache.as_str(), &again), ("hit", &first));
+    let (status, cache, body) = fetch(&app, &year, Some(&other.secretary.token)).await;
+    assert_problem(status, &body, 404, "not_found", Some("org_id"));
+    assert_eq!(cache, "");
+
     // Another month is another entry.
     let (status, cache, _) = fetch(
         &app,
@@ -692,4 +703,122 @@ async fn the_page_is_self_contained_html_under_a_strict_policy() {
             .unwrap()
             .starts_with("text/css")
     );
+}
+
+fn trend(org: &str, query: &str) -> String {
+    format!("/api/v1/dashboard/orgs/{org}/trend{query}")
+}
+
+/// The figures of a month's dashboard that a trend month repeats.
+fn month_figures(body: &Value) -> Value {
+    json!({
+        "members": body["members"],
+        "declared": body["declared"],
+        "participation_rate": body["participation_rate"],
+        "approved_points_avg": body["approved_points_avg"],
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_trend_month_is_the_month_dashboard_and_scope_holds() {
+    let app = spawn_app_with(|s| s.dashboard_cache_ttl = std::time::Duration::ZERO).await;
+    let (a, b) = city(&app).await; // the clock now stands in April 2026 (Shanghai)
+    let admin = app.admin_token.clone();
+
+    for (org, token) in [
+        (&a.committee_id, &admin),
+        (&a.branch_id, &a.secretary.token),
+        (&b.branch_id, &b.secretary.token),
+    ] {
+        let (status, cache, body) = fetch(&app, &trend(org, "?year=2026"), Some(token)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(cache, "miss");
+        assert_keys(&body, &["org_id", "name", "year", "months"], &[]);
+        assert_eq!(body["org_id"], org.as_str());
+        assert_eq!(body["year"], YEAR);
+        let (status, o) = app.get(&format!("/api/v1/orgs/{org}"), Some(&admin)).await;
+        assert_eq!(status, StatusCode::OK, "{o}");
+        assert_eq!(body["name"], o["name"]);
+        // The running year: January to the current month.
+        let months = body["months"].as_array().unwrap();
+        let names: Vec<&str> = months
+            .iter()
+            .map(|m| m["month"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["2026-01", "2026-02", "2026-03", "2026-04"],
+            "{body}"
+        );
+        for m in months {
+            assert_keys(
+                m,
+                &[
+                    "month",
+                    "members",
+                    "declared",
+                    "participation_rate",
+                    "approved_points_avg",
+                ],
+                &[],
+            );
+            let month = m["month"].as_str().unwrap();
+            let (status, _, single) =
+                fetch(&app, &dash(org, &format!("?month={month}")), Some(token)).await;
+            assert_eq!(status, StatusCode::OK, "{single}");
+            let mut want = month_figures(&single);
+            want["month"] = json!(month);
+            assert_eq!(m, &want, "{org} {month}");
+        }
+    }
+    // Something is counted, in March and April: the test would prove little on zeros.
+    let (_, _, body) = fetch(&app, &trend(&a.committee_id, "?year=2026"), Some(&admin)).await;
+    let march = &body["months"][2];
+    assert!(march["declared"].as_i64().unwrap() > 0, "{body}");
+    assert_ne!(march["approved_points_avg"], json!(0.0), "{body}");
+    assert_ne!(
+        body["months"][3]["approved_points_avg"],
+        json!(0.0),
+        "{body}"
+    );
+
+    // A past year has twelve months, a year not begun none.
+    let (status, _, past) = fetch(&app, &trend(&a.committee_id, "?year=2025"), Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK, "{past}");
+    let months = past["months"].as_array().unwrap();
+    assert_eq!(months.len(), 12, "{past}");
+    assert_eq!(months[0]["month"], "2025-01");
+    assert_eq!(months[11]["month"], "2025-12");
+    let (status, _, future) =
+        fetch(&app, &trend(&a.committee_id, "?year=2027"), Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK, "{future}");
+    assert_eq!(future["months"], json!([]));
+
+    // Scope: the secretary of a branch neither sees the sibling nor the committee; members
+    // never; strangers not at all.
+    for org in [&b.branch_id, &a.committee_id] {
+        let (status, _, body) =
+            fetch(&app, &trend(org, "?year=2026"), Some(&a.secretary.token)).await;
+        assert_problem(status, &body, 404, "not_found", Some("org_id"));
+    }
+    let (status, _, body) = fetch(
+        &app,
+        &trend(&a.branch_id, "?year=2026"),
+        Some(&a.members[0].token),
+    )
+    .await;
+    assert_problem(status, &body, 403, "permission_denied", None);
+    let (status, _, body) = fetch(&app, &trend(&a.branch_id, "?year=2026"), None).await;
+    assert_problem(status, &body, 401, "unauthenticated", None);
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let (status, _, body) = fetch(&app, &trend(&unknown, "?year=2026"), Some(&admin)).await;
+    assert_problem(status, &body, 404, "not_found", Some("org_id"));
+
+    // Bad input names its field.
+    for query in ["", "?year=", "?year=1999", "?year=2101", "?year=twenty"] {
+        let (status, _, body) = fetch(&app, &trend(&a.branch_id, query), Some(&admin)).await;
+        assert_problem(status, &body, 400, "invalid_argument", Some("year"));
+    }
+    let (status, _, body) = fetch(&app, &trend("nope", "?year=2026"), Some(&admin)).await;
+    assert_problem(status, &body, 400, "invalid_argument", Some("id"));
 }

@@ -10,9 +10,9 @@
 //!   so a child's members and declarations always add up to the parent's;
 //! * authorization (staff over the organization) is checked before anything is read.
 
-use super::{AppError, Grading, authorize};
+use super::{AppError, Grading, authorize, check_year};
 use crate::authz;
-use crate::domain::dashboard::{mean_tenths, participation_permille};
+use crate::domain::dashboard::{LAGGING_PERMILLE, lagging, mean_tenths, participation_permille};
 use crate::store::dashboard as store;
 use jifen_platform::auth::Principal;
 use std::collections::HashMap;
@@ -23,6 +23,8 @@ use uuid::Uuid;
 pub struct Figures {
     pub org_id: Uuid,
     pub name: String,
+    /// The organization's kind (`committee`, `branch`, `group`, …).
+    pub kind: String,
     pub members: i64,
     pub declared: i64,
     /// Sum of the month's ledger points, deci-points.
@@ -33,10 +35,12 @@ pub struct Figures {
 }
 
 impl Figures {
-    fn new(org_id: Uuid, name: String, members: i64, declared: i64, points: i64) -> Self {
+    fn new(org: (Uuid, String, String), members: i64, declared: i64, points: i64) -> Self {
+        let (org_id, name, kind) = org;
         Self {
             org_id,
             name,
+            kind,
             members,
             declared,
             points,
@@ -59,11 +63,47 @@ pub struct GradeCounts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DashboardView {
     pub org_path: String,
+    /// The parent organization (`None` at the root).
+    pub parent_id: Option<Uuid>,
+    /// The organizations above, the root first, up to the parent — only those the caller
+    /// manages (a committee's admin does not see the city above).
+    pub ancestors: Vec<(Uuid, String)>,
     pub year: i32,
     pub month: u32,
     pub total: Figures,
     pub grades: Option<GradeCounts>,
     pub children: Vec<Figures>,
+}
+
+/// What `GetDashboardTrend` answers: the figures of each month of a year.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrendView {
+    pub org_id: Uuid,
+    pub org_path: String,
+    pub name: String,
+    pub year: i32,
+    /// (month 1–12, that month's figures), January first.
+    pub months: Vec<(u32, Figures)>,
+}
+
+/// One branch of `GetDashboardBranches`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BranchLine {
+    pub figures: Figures,
+    pub parent: Option<(Uuid, String)>,
+    pub lagging: bool,
+}
+
+/// What `GetDashboardBranches` answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BranchesView {
+    pub org_id: Uuid,
+    pub org_path: String,
+    pub year: i32,
+    pub month: u32,
+    pub threshold_permille: i32,
+    /// Lowest participation first, then by name and id.
+    pub items: Vec<BranchLine>,
 }
 
 /// `YYYY-MM` of a year from 2000 to 2100 → (year, month), or a bad `month` field.
@@ -103,6 +143,7 @@ impl Grading {
         )?;
         let groups = store::figures_by_child(&self.db, &org.path, year, month).await?;
         let children = store::children(&self.db, org.id).await?;
+        let above = store::on_path(&self.db, &org.path).await?;
         let grades = store::grade_counts(&self.db, &org.path, year).await?;
 
         let (mut members, mut declared, mut points) = (0, 0, 0);
@@ -117,9 +158,9 @@ impl Grading {
         }
         let children = children
             .into_iter()
-            .map(|(id, name)| match by_child.get(&id) {
-                Some(g) => Figures::new(id, name, g.members, g.declared, g.points),
-                None => Figures::new(id, name, 0, 0, 0),
+            .map(|c| match by_child.get(&c.id) {
+                Some(g) => Figures::new((c.id, c.name, c.kind), g.members, g.declared, g.points),
+                None => Figures::new((c.id, c.name, c.kind), 0, 0, 0),
             })
             .collect();
         let grades = grades.map(|rows| {
@@ -135,8 +176,11 @@ impl Grading {
             }
             counts
         });
+        let ancestors = ancestors(caller, &org.path, above);
         Ok(DashboardView {
-            total: Figures::new(org.id, org.name, members, declared, points),
+            total: Figures::new((org.id, org.name, org.kind), members, declared, points),
+            parent_id: org.parent_id,
+            ancestors,
             org_path: org.path,
             year,
             month,
@@ -144,6 +188,156 @@ impl Grading {
             children,
         })
     }
+}
+
+impl Grading {
+    /// `GetDashboardTrend`: the figures of every month of `year` for the subtree of `org_id` —
+    /// January to December for a past year, January to the current month (Asia/Shanghai) for
+    /// the running one, none for a future year — from one statement over the year.
+    pub async fn dashboard_trend(
+        &self,
+        caller: &Principal,
+        org_id: Uuid,
+        year: i32,
+    ) -> Result<TrendView, AppError> {
+        let year = check_year(year)?;
+        let org = self.org(org_id).await?;
+        authorize(
+            authz::read_dashboard(caller, &org.path),
+            "org_id",
+            "organization",
+        )?;
+        let last = match self.through_month(year) {
+            Ok(month) => month,
+            Err(AppError::Rule {
+                code: "year_not_started",
+                ..
+            }) => 0,
+            Err(e) => return Err(e),
+        };
+        let rows = if last == 0 {
+            Vec::new()
+        } else {
+            store::figures_by_month(&self.db, &org.path, year).await?
+        };
+        let months = trend_months(&rows, last)
+            .into_iter()
+            .map(|(month, members, declared, points)| {
+                (
+                    month,
+                    Figures::new(
+                        (org.id, org.name.clone(), org.kind.clone()),
+                        members,
+                        declared,
+                        points,
+                    ),
+                )
+            })
+            .collect();
+        Ok(TrendView {
+            org_id: org.id,
+            org_path: org.path,
+            name: org.name,
+            year,
+            months,
+        })
+    }
+}
+
+impl Grading {
+    /// `GetDashboardBranches`: the figures of `year`-`month` of every branch of the subtree of
+    /// `org_id` (itself included when it is one), from one statement, lowest participation
+    /// first, each marked lagging below [`LAGGING_PERMILLE`].
+    pub async fn dashboard_branches(
+        &self,
+        caller: &Principal,
+        org_id: Uuid,
+        year: i32,
+        month: u32,
+    ) -> Result<BranchesView, AppError> {
+        let org = self.org(org_id).await?;
+        authorize(
+            authz::read_dashboard(caller, &org.path),
+            "org_id",
+            "organization",
+        )?;
+        let rows = store::figures_by_branch(&self.db, &org.path, year, month).await?;
+        let mut items: Vec<BranchLine> = rows
+            .into_iter()
+            .map(|r| {
+                let figures = Figures::new(
+                    (r.id, r.name, "branch".to_owned()),
+                    r.members,
+                    r.declared,
+                    r.points,
+                );
+                BranchLine {
+                    lagging: lagging(figures.members, figures.participation_permille),
+                    parent: r.parent_id.map(|p| (p, r.parent_name.unwrap_or_default())),
+                    figures,
+                }
+            })
+            .collect();
+        items.sort_by(|a, b| {
+            let key = |l: &BranchLine| {
+                (
+                    l.figures.participation_permille,
+                    l.figures.name.clone(),
+                    l.figures.org_id,
+                )
+            };
+            key(a).cmp(&key(b))
+        });
+        Ok(BranchesView {
+            org_id: org.id,
+            org_path: org.path,
+            year,
+            month,
+            threshold_permille: LAGGING_PERMILLE,
+            items,
+        })
+    }
+}
+
+/// The organizations above the one at `path` (given as `orgs`, in any order, the organization
+/// itself among them), the root first, up to the parent, keeping only those `caller` may read
+/// the dashboard of: the breadcrumb never names an organization above the caller's scope.
+fn ancestors(caller: &Principal, path: &str, orgs: Vec<store::NamedOrg>) -> Vec<(Uuid, String)> {
+    let mut names: HashMap<Uuid, String> = orgs.into_iter().map(|o| (o.id, o.name)).collect();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let above = segments.len().saturating_sub(1);
+    let mut prefix = String::from("/");
+    let mut chain = Vec::new();
+    for segment in &segments[..above] {
+        prefix.push_str(segment);
+        prefix.push('/');
+        let Ok(id) = Uuid::parse_str(segment) else {
+            continue;
+        };
+        if authz::name_in_breadcrumb(caller, &prefix)
+            && let Some(name) = names.remove(&id)
+        {
+            chain.push((id, name));
+        }
+    }
+    chain
+}
+
+/// Months 1 to `last` from the rows of [`store::figures_by_month`] as (month, members,
+/// declared, points): a month without a row has the subtree's members and nothing else.
+fn trend_months(rows: &[store::MonthFigures], last: u32) -> Vec<(u32, i64, i64, i64)> {
+    let members = rows.first().map_or(0, |r| r.members);
+    (1..=last)
+        .map(|month| {
+            match rows
+                .iter()
+                .find(|r| u32::try_from(r.month).is_ok_and(|m| m == month))
+            {
+                Some(r) => (month, r.members, r.declared, r.points),
+                None => (month, members, 0, 0),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -159,5 +353,24 @@ mod tests {
                 other => panic!("{bad}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn every_month_up_to_the_last_is_listed_with_the_members() {
+        let row = |month, declared, points| store::MonthFigures {
+            month,
+            members: 5,
+            declared,
+            points,
+        };
+        let rows = [row(0, 0, 0), row(2, 3, 40), row(11, 1, -5)];
+        let months = trend_months(&rows, 12);
+        assert_eq!(months.len(), 12);
+        assert_eq!(months[0], (1, 5, 0, 0));
+        assert_eq!(months[1], (2, 5, 3, 40));
+        assert_eq!(months[10], (11, 5, 1, -5));
+        assert!(trend_months(&rows, 0).is_empty());
+        assert_eq!(trend_months(&rows, 3).len(), 3);
+        assert_eq!(trend_months(&[], 2), vec![(1, 0, 0, 0), (2, 0, 0, 0)]);
     }
 }

@@ -14,12 +14,16 @@ mod inputs;
 mod ledger;
 mod ranking;
 
-pub use dashboard::{DashboardView, Figures, GradeCounts, parse_month};
+pub use dashboard::{
+    BranchLine, BranchesView, DashboardView, Figures, GradeCounts, TrendView, parse_month,
+};
 pub use drift::{DriftReport, FinalDrift};
 pub use export::{EXPORT_BUFFER, EXPORT_CHUNK, ExportItem, ExportedMember, LedgerExport};
 pub use gradings::{BranchOutcome, GradingView, reasons_of};
 pub use ledger::LedgerView;
-pub use ranking::{DEFAULT_RANKING, MAX_RANKING, Ranked, RankingView, check_limit};
+pub use ranking::{
+    DEFAULT_RANKING, HistogramView, MAX_RANKING, Ranked, RankingView, check_bins, check_limit,
+};
 
 use crate::authz::Decision;
 use jifen_platform::clock::Clock;

@@ -9,12 +9,17 @@
 //! * **Bounded memory.** The subtree is read by the export's single streamed statement; only the
 //!   best `limit` members (at most [`MAX_RANKING`]) are held, in a heap.
 //! * Authorization (staff over the organization) is checked before anything is read.
+//!
+//! The histogram of the same totals 积分分布 (docs/decisions/0015-dashboard-trend.md) runs the
+//! same computation over the same stream and keeps one total per member (four bytes each).
 
 use super::export::{ItemIndexes, member_totals};
 use super::{AppError, Grading, authorize, check_year};
 use crate::authz;
+use crate::domain::dashboard::{Bin, DEFAULT_BINS, MAX_BINS, histogram};
 use crate::store::inputs as inputs_store;
 use crate::store::projection;
+use crate::store::projection::{MemberRow, OrgRow};
 use jifen_platform::auth::Principal;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -30,6 +35,8 @@ pub const MAX_RANKING: u32 = 100;
 pub struct Ranked {
     pub member_id: Uuid,
     pub name: String,
+    /// The member's branch (党支部): (id, name), when they are in one.
+    pub branch: Option<(Uuid, String)>,
     /// Deci-points.
     pub total: i32,
 }
@@ -40,6 +47,30 @@ pub struct RankingView {
     pub org_path: String,
     pub year: i32,
     pub items: Vec<Ranked>,
+}
+
+/// What `GetDashboardHistogram` answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistogramView {
+    pub org_id: Uuid,
+    pub org_path: String,
+    pub year: i32,
+    pub members: i64,
+    /// Deci-points.
+    pub bin_width: i64,
+    pub bins: Vec<Bin>,
+}
+
+/// `bins`: 0 → [`DEFAULT_BINS`]; 1 to [`MAX_BINS`]; else a bad `bins` field.
+pub fn check_bins(bins: i32) -> Result<u32, AppError> {
+    match u32::try_from(bins) {
+        Ok(0) => Ok(DEFAULT_BINS),
+        Ok(n) if n <= MAX_BINS => Ok(n),
+        _ => Err(AppError::invalid(
+            "bins",
+            format!("must be from 1 to {MAX_BINS}"),
+        )),
+    }
 }
 
 /// `limit`: 0 → [`DEFAULT_RANKING`]; 1 to [`MAX_RANKING`]; else a bad `limit` field.
@@ -60,6 +91,7 @@ struct Entry {
     total: i32,
     id: Uuid,
     name: String,
+    branch: Option<(Uuid, String)>,
 }
 
 impl Ord for Entry {
@@ -88,8 +120,13 @@ impl Top {
         }
     }
 
-    pub fn push(&mut self, id: Uuid, name: String, total: i32) {
-        self.heap.push(Entry { total, id, name });
+    pub fn push(&mut self, id: Uuid, name: String, branch: Option<(Uuid, String)>, total: i32) {
+        self.heap.push(Entry {
+            total,
+            id,
+            name,
+            branch,
+        });
         if self.heap.len() > self.limit {
             self.heap.pop();
         }
@@ -103,6 +140,7 @@ impl Top {
             .map(|e| Ranked {
                 member_id: e.id,
                 name: e.name,
+                branch: e.branch,
                 total: e.total,
             })
             .collect();
@@ -111,7 +149,67 @@ impl Top {
     }
 }
 
+/// The branch (党支部) of organization `org`: itself when it is a branch, else the nearest
+/// branch above it among `orgs`.
+fn branch_of(orgs: &HashMap<Uuid, OrgRow>, org: Uuid) -> Option<(Uuid, String)> {
+    let mut at = orgs.get(&org);
+    // A path is at most a few levels deep; the bound only guards against a cycle in bad data.
+    for _ in 0..64 {
+        let o = at?;
+        if o.kind == "branch" {
+            return Some((o.id, o.name.clone()));
+        }
+        at = orgs.get(&o.parent_id?);
+    }
+    None
+}
+
 impl Grading {
+    /// Calls `each` with every active member of the subtree of `path` and their `year`'s total
+    /// with every cap applied (deci-points), from the ledger export's one streamed statement and
+    /// its own computation; answers the subtree's organizations and those above it by id.
+    async fn active_totals(
+        &self,
+        path: &str,
+        year: i32,
+        mut each: impl FnMut(&HashMap<Uuid, OrgRow>, MemberRow, i32),
+    ) -> Result<(), AppError> {
+        use futures::StreamExt as _;
+        let standard = self.standard_for(year).await?;
+        let mut orgs: HashMap<Uuid, OrgRow> = projection::orgs_under(&self.db, path)
+            .await?
+            .into_iter()
+            .map(|o| (o.id, o))
+            .collect();
+        // The organizations above the subtree, for a group's branch.
+        for segment in path.trim_matches('/').split('/') {
+            if let Ok(id) = Uuid::parse_str(segment)
+                && !orgs.contains_key(&id)
+                && let Some(o) = projection::find_org(&self.db, id).await?
+            {
+                orgs.insert(id, o);
+            }
+        }
+        let pool = self.db.get_postgres_connection_pool().clone();
+        let mut rows = std::pin::pin!(inputs_store::aggregated_members_under(&pool, path, year));
+        let mut indexes = ItemIndexes::new();
+        while let Some(row) = rows.next().await {
+            let row = row?;
+            if row.member.status != "active" {
+                continue;
+            }
+            let totals = member_totals(
+                &standard,
+                &mut indexes,
+                orgs.get(&row.member.org_id).map(|o| o.unit_type.as_str()),
+                &row.entries,
+                row.quarters,
+            );
+            each(&orgs, row.member, totals.total.tenths());
+        }
+        Ok(())
+    }
+
     /// `GetRanking`: the best `limit` active members of the subtree of `org_id` by their
     /// `year`'s capped total.
     pub async fn ranking(
@@ -121,7 +219,6 @@ impl Grading {
         year: i32,
         limit: usize,
     ) -> Result<RankingView, AppError> {
-        use futures::StreamExt as _;
         let year = check_year(year)?;
         let org = self.org(org_id).await?;
         authorize(
@@ -129,37 +226,47 @@ impl Grading {
             "org_id",
             "organization",
         )?;
-        let standard = self.standard_for(year).await?;
-        let unit_types: HashMap<Uuid, String> = projection::orgs_under(&self.db, &org.path)
-            .await?
-            .into_iter()
-            .map(|o| (o.id, o.unit_type))
-            .collect();
-        let pool = self.db.get_postgres_connection_pool().clone();
-        let mut rows = std::pin::pin!(inputs_store::aggregated_members_under(
-            &pool, &org.path, year
-        ));
-        let mut indexes = ItemIndexes::new();
         let mut best = Top::new(limit);
-        while let Some(row) = rows.next().await {
-            let row = row?;
-            if row.member.status != "active" {
-                continue;
-            }
-            let totals = member_totals(
-                &standard,
-                &mut indexes,
-                unit_types.get(&row.member.org_id).map(String::as_str),
-                &row.entries,
-                row.quarters,
-            );
-            best.push(row.member.id, row.member.name, totals.total.tenths());
-        }
+        self.active_totals(&org.path, year, |orgs, member, total| {
+            let branch = branch_of(orgs, member.org_id);
+            best.push(member.id, member.name, branch, total);
+        })
+        .await?;
         let items = best.into_ranked();
         Ok(RankingView {
             org_path: org.path,
             year,
             items,
+        })
+    }
+
+    /// `GetDashboardHistogram`: the distribution of the `year`'s capped totals of the active
+    /// members of the subtree of `org_id` in `bins` bins (see [`histogram`]).
+    pub async fn dashboard_histogram(
+        &self,
+        caller: &Principal,
+        org_id: Uuid,
+        year: i32,
+        bins: u32,
+    ) -> Result<HistogramView, AppError> {
+        let year = check_year(year)?;
+        let org = self.org(org_id).await?;
+        authorize(
+            authz::read_dashboard(caller, &org.path),
+            "org_id",
+            "organization",
+        )?;
+        let mut totals = Vec::new();
+        self.active_totals(&org.path, year, |_, _, total| totals.push(total))
+            .await?;
+        let (bin_width, bins) = histogram(&totals, bins);
+        Ok(HistogramView {
+            org_id: org.id,
+            org_path: org.path,
+            year,
+            members: i64::try_from(totals.len()).unwrap_or(i64::MAX),
+            bin_width,
+            bins,
         })
     }
 }
@@ -168,6 +275,16 @@ impl Grading {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn bins_default_to_10_and_stop_at_50() {
+        assert_eq!(check_bins(0).ok(), Some(10));
+        assert_eq!(check_bins(1).ok(), Some(1));
+        assert_eq!(check_bins(50).ok(), Some(50));
+        for bad in [-1, 51] {
+            assert!(matches!(check_bins(bad), Err(AppError::Invalid(v)) if v[0].field == "bins"));
+        }
+    }
 
     #[test]
     fn limits_default_to_10_and_stop_at_100() {
@@ -194,7 +311,7 @@ mod tests {
             let want: Vec<(Uuid, i32)> = sorted.iter().take(limit).map(|m| (m.0, m.2)).collect();
             let mut best = Top::new(limit);
             for (id, name, total) in members {
-                best.push(id, name, total);
+                best.push(id, name, None, total);
             }
             let got: Vec<(Uuid, i32)> =
                 best.into_ranked().iter().map(|r| (r.member_id, r.total)).collect();
