@@ -10,7 +10,8 @@
 //! Two parts:
 //! * **At `clients` concurrent clients, for a fixed duration each**, over a 1,000-member city:
 //!   the gateway alone (`GET /api/v1/me`, answered from the token), then the dashboard of the
-//!   city (`GET /api/v1/dashboard/orgs/{root}?month=`) cached and uncached. Printed: throughput,
+//!   city (`GET /api/v1/dashboard/orgs/{root}?month=`) and its trend
+//!   (`GET /api/v1/dashboard/orgs/{root}/trend?year=`, 12 months) cached and uncached. Printed: throughput,
 //!   p50/p99, the ratio to the gateway alone, the `x-dashboard-cache` answers counted (a cached
 //!   run must be all `hit`, an uncached one all `miss`), the CPU per request of each process, and
 //!   verdicts against the goals (cached: p99 < 10 ms and at least half the gateway alone's
@@ -18,8 +19,10 @@
 //! * **Sequential uncached reads over a 300,000-member city**: the `grading-shards` scenario's
 //!   city (seeded once into `jifen_bench_shards_<members>` and reused), to which this scenario
 //!   adds the dashboard's projection of declarations once (marker table `bench_dashboard_seeded`).
-//!   Printed: median and max against the goal (< 500 ms), and as the reference the same
-//!   statements the service runs (its own store functions), on one connection of the bench.
+//!   Printed, for the dashboard and the trend: median and max against the goal (< 500 ms), and
+//!   as the reference the same statements the service runs (its own store functions), on one
+//!   connection of the bench. A read the gateway gives up on (its gRPC deadline is 15 s) is
+//!   printed with its time and status, not taken for a failure of the bench.
 //!
 //! The cities are the grading bench's (`crate::grading::seed`): the root with branches of 40
 //! members directly below it (25 branches at 1,000 members, 7,500 at 300,000), every member with
@@ -61,6 +64,8 @@ pub struct Options {
     pub big_city: u64,
     /// Sequential uncached reads over the big city.
     pub reads: usize,
+    /// Sequential uncached trend reads over the big city (each reads the whole year's ledger).
+    pub trend_reads: usize,
     /// Seed the big city again even when an earlier run left it in place.
     pub fresh: bool,
 }
@@ -136,6 +141,12 @@ async fn concurrent_part(
     let kept = get_json(http, &format!("{cached}{dashboard}"), token).await?;
     anyhow::ensure!(kept == fresh, "the cached gateway answered other figures");
     println!("{:<34} {figures}", "  dashboard figures");
+    let trend = format!("/api/v1/dashboard/orgs/{ROOT}/trend?year={YEAR}");
+    let fresh = get_json(http, &format!("{uncached}{trend}"), token).await?;
+    let months = check_trend(&fresh, SMALL_CITY)?;
+    let kept = get_json(http, &format!("{cached}{trend}"), token).await?;
+    anyhow::ensure!(kept == fresh, "the cached gateway answered another trend");
+    println!("{:<34} {months}", "  trend figures");
 
     let mut reads = vec![
         Read::new("gateway alone GET /me", &cached, "/api/v1/me", None),
@@ -179,9 +190,32 @@ async fn concurrent_part(
     Ok(())
 }
 
-/// The trend's reads (`GET /api/v1/dashboard/orgs/{id}/trend?year=`), once the route exists.
-fn trend_reads(_cached: &str, _uncached: &str) -> Vec<Read> {
-    Vec::new()
+/// The trend's reads (`GET /api/v1/dashboard/orgs/{id}/trend?year=`, the 12 months of 2026).
+fn trend_reads(cached: &str, uncached: &str) -> Vec<Read> {
+    let trend = format!("/api/v1/dashboard/orgs/{ROOT}/trend?year={YEAR}");
+    vec![
+        Read::new("trend, cached", cached, &trend, Some("hit")),
+        Read::new("trend, uncached", uncached, &trend, Some("miss")),
+    ]
+}
+
+/// "12 months, members 1000, declared 1000 in January": the trend, checked to have the year's
+/// 12 months, each counting the whole city with declarations.
+fn check_trend(answer: &serde_json::Value, members: u64) -> anyhow::Result<String> {
+    let months = answer["months"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    anyhow::ensure!(
+        months.len() == 12
+            && months.iter().all(|m| m["members"].as_u64() == Some(members)
+                && m["declared"].as_u64().unwrap_or_default() > 0),
+        "the trend did not count {members} members with declarations in 12 months: {answer}"
+    );
+    Ok(format!(
+        "12 months, members {members}, declared {} in January",
+        months[0]["declared"]
+    ))
 }
 
 /// Sequential uncached reads over the big city, beside the service's own statements.
@@ -239,6 +273,7 @@ async fn big_city_part(
         let started = Instant::now();
         let groups = store::figures_by_child(&db, &path, YEAR, MONTH).await?;
         let children = store::children(&db, root).await?;
+        store::on_path(&db, &path).await?;
         store::grade_counts(&db, &path, YEAR).await?;
         let took = started.elapsed();
         anyhow::ensure!(
@@ -247,6 +282,33 @@ async fn big_city_part(
             "the service's statements saw another city"
         );
         sql_alone.push((took, Ok(serde_json::Value::Null)));
+    }
+    print_sequential("  its SQL alone, on one connection", &sql_alone, None);
+
+    let url = format!("{uncached}/api/v1/dashboard/orgs/{ROOT}/trend?year={YEAR}");
+    let mut through_gateway = Vec::new();
+    for _ in 0..options.trend_reads {
+        let (took, answer) = read_once(http, &url, token).await?;
+        if let Ok(answer) = &answer {
+            check_trend(answer, options.big_city)?;
+        }
+        through_gateway.push((took, answer));
+    }
+    print_sequential(
+        &format!("  trend via gateway ({} reads)", options.trend_reads),
+        &through_gateway,
+        Some(BIG_CITY_GOAL_MS),
+    );
+    let mut sql_alone = Vec::new();
+    for _ in 0..options.trend_reads {
+        let started = Instant::now();
+        let rows = store::figures_by_month(&db, &path, YEAR).await?;
+        sql_alone.push((started.elapsed(), Ok(serde_json::Value::Null)));
+        anyhow::ensure!(
+            rows.iter().filter(|r| r.month > 0).count() == 12,
+            "the trend's statement saw {} months",
+            rows.len()
+        );
     }
     print_sequential("  its SQL alone, on one connection", &sql_alone, None);
     services.print_memory();

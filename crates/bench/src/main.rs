@@ -18,7 +18,7 @@
 //! * `grading-shards`: the same batch over a city of 300,000 members run as 1, 2 and 4 shard
 //!   processes started together (`--shard i/n`), over one database seeded once and reused: wall
 //!   time, members/s, peak memory per process, CPU of the processes and of PostgreSQL.
-//! * `dashboard`: the city-level dashboard through the gateway at 64 concurrent clients for a
+//! * `dashboard`: the city-level dashboard and its trend through the gateway at 64 concurrent clients for a
 //!   fixed duration, cached and uncached, beside the gateway alone (`GET /me`) in the same run
 //!   (goals: cached p99 under 10 ms and at least half the gateway alone's throughput); then
 //!   sequential uncached reads over the 300,000-member city of `grading-shards` (goal: under
@@ -78,9 +78,12 @@ struct Cli {
     /// City size (members) of the dashboard scenario's sequential uncached reads.
     #[arg(long, default_value_t = 300_000)]
     dashboard_city: u64,
-    /// Sequential uncached reads over that city.
+    /// Sequential uncached dashboard reads over that city.
     #[arg(long, default_value_t = 7)]
     dashboard_reads: usize,
+    /// Sequential uncached trend reads over that city.
+    #[arg(long, default_value_t = 3)]
+    dashboard_trend_reads: usize,
     /// Events staged for the relay scenario.
     #[arg(long, default_value_t = 20_000)]
     events: usize,
@@ -176,6 +179,7 @@ async fn main() -> anyhow::Result<()> {
             duration: std::time::Duration::from_secs(cli.dashboard_secs),
             big_city: cli.dashboard_city,
             reads: cli.dashboard_reads,
+            trend_reads: cli.dashboard_trend_reads,
             // In `all`, grading-shards has just seeded the city when asked to.
             fresh: cli.fresh && cli.scenario == Scenario::Dashboard,
         })
