@@ -352,9 +352,23 @@ pub fn ensure_key_pair(dir: &Path, kid: &str) -> Result<(), AuthError> {
     }
     std::fs::create_dir_all(dir)?;
     let (sk, pk) = generate_key_pair()?;
-    std::fs::write(&private, sk)?;
+    write_private(&private, sk.as_bytes())?;
     std::fs::write(dir.join(format!("{kid}.pub.pem")), pk)?;
     Ok(())
+}
+
+/// Writes a new private key readable by its owner only (`0600`), whatever the process's umask:
+/// the file is created with that mode, never widened after the key is in it.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 #[cfg(test)]
@@ -370,6 +384,25 @@ mod tests {
             roles,
             round_id: None,
         }
+    }
+
+    #[test]
+    fn the_private_key_is_written_for_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        ensure_key_pair(dir.path(), "k").unwrap();
+        let mode = |name: &str| {
+            std::fs::metadata(dir.path().join(name))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode("k.key.pem"), 0o600, "private key");
+        // A second call keeps the key it finds.
+        let before = std::fs::read(dir.path().join("k.key.pem")).unwrap();
+        ensure_key_pair(dir.path(), "k").unwrap();
+        assert_eq!(std::fs::read(dir.path().join("k.key.pem")).unwrap(), before);
     }
 
     #[test]

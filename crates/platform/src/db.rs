@@ -55,6 +55,22 @@ pub async fn connect(
     database_url: &str,
     max_connections: u32,
 ) -> Result<DatabaseConnection, sea_orm::DbErr> {
+    connect_with(database_url, max_connections, &[]).await
+}
+
+/// [`connect`], with extra server settings for every connection of the pool (e.g. the demo
+/// seeding's `synchronous_commit = off`, docs/decisions/0014-demo-history.md).
+pub async fn connect_with(
+    database_url: &str,
+    max_connections: u32,
+    settings: &[(&str, &str)],
+) -> Result<DatabaseConnection, sea_orm::DbErr> {
+    let mut options: Vec<(String, String)> = vec![("jit".into(), "off".into())];
+    options.extend(
+        settings
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     let mut opts = ConnectOptions::new(database_url.to_owned());
     opts.max_connections(max_connections)
         .min_connections(1)
@@ -63,7 +79,7 @@ pub async fn connect(
         .sqlx_logging(false)
         // JIT compilation costs hundreds of milliseconds on a misestimated query and buys
         // nothing on the short statements of a service: off for every connection.
-        .map_sqlx_postgres_opts(|o| without_loopback_tls(o.options([("jit", "off")])));
+        .map_sqlx_postgres_opts(move |o| without_loopback_tls(o.options(options.clone())));
     Database::connect(opts).await
 }
 

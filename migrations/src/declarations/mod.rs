@@ -7,6 +7,7 @@ use sea_orm_migration::prelude::*;
 mod m20261122_000200_declarations;
 mod m20261130_000201_declaration_write;
 mod m20261130_000202_final_grades;
+mod m20261203_000203_demo_seed;
 
 /// Migrator of the `jifen_declarations` database.
 pub struct DeclarationsMigrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for DeclarationsMigrator {
         migrations.push(Box::new(m20261122_000200_declarations::Migration));
         migrations.push(Box::new(m20261130_000201_declaration_write::Migration));
         migrations.push(Box::new(m20261130_000202_final_grades::Migration));
+        migrations.push(Box::new(m20261203_000203_demo_seed::Migration));
         migrations
     }
 }

@@ -8,6 +8,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261122_000200_evaluations;
 mod m20261130_000201_final_grades;
+mod m20261203_000202_demo_seed;
 
 /// Migrator of the `jifen_evaluations` database.
 pub struct EvaluationsMigrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for EvaluationsMigrator {
         let mut migrations = jifen_eventbus::migration::all();
         migrations.push(Box::new(m20261122_000200_evaluations::Migration));
         migrations.push(Box::new(m20261130_000201_final_grades::Migration));
+        migrations.push(Box::new(m20261203_000202_demo_seed::Migration));
         migrations
     }
 }

@@ -8,6 +8,7 @@ use sea_orm_migration::prelude::*;
 mod m20261130_000300_grading;
 mod m20261201_000100_dashboard;
 mod m20261203_000100_exact_quarters;
+mod m20261203_000200_demo_seed;
 
 /// Migrator of the `jifen_grading` database.
 pub struct GradingMigrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for GradingMigrator {
         migrations.push(Box::new(m20261130_000300_grading::Migration));
         migrations.push(Box::new(m20261201_000100_dashboard::Migration));
         migrations.push(Box::new(m20261203_000100_exact_quarters::Migration));
+        migrations.push(Box::new(m20261203_000200_demo_seed::Migration));
         migrations
     }
 }

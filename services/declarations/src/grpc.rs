@@ -59,6 +59,12 @@ pub fn to_status(error: AppError) -> Status {
             "permission_denied",
             "not allowed for your role and scope",
         ),
+        AppError::DeniedOwn { field, message } => status::failure_with_fields(
+            Code::PermissionDenied,
+            "permission_denied",
+            message.clone(),
+            [(field, message)],
+        ),
         AppError::NotFound { field, what } => status::failure_with_fields(
             Code::NotFound,
             "not_found",

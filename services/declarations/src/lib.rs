@@ -13,6 +13,7 @@
 //! [`Application::run_until_stopped`] serves gRPC and the ops endpoints, relays the outbox,
 //! consumes `members.*` and sends the daily reminders until the cancellation token fires.
 
+pub mod demo;
 pub mod domain;
 pub mod events;
 pub mod grpc;

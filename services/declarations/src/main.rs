@@ -25,6 +25,9 @@ enum Command {
     Migrate,
     /// Send the reminders due today (idempotent; for a CronJob), and exit.
     Remind,
+    /// Seed the demo city's declarations history (idempotent; docs/decisions/0014-demo-history.md),
+    /// and exit.
+    SeedDemoHistory(jifen_demo::HistoryArgs),
 }
 
 #[tokio::main]
@@ -44,6 +47,22 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let settings = jifen_declarations::Settings::from_env()?;
+    if let Some(Command::SeedDemoHistory(args)) = &cli.command {
+        let guard = jifen_platform::telemetry::init(jifen_declarations::SERVICE_NAME, None)?;
+        let outcome = jifen_declarations::demo::seed_history(
+            &settings,
+            jifen_declarations::demo::Options {
+                manifest: jifen_demo::Manifest::read(&args.manifest)?,
+                seed: args.seed,
+                today: args.today(),
+                concurrency: args.concurrency,
+                connections: args.connections,
+            },
+        )
+        .await;
+        guard.shutdown().await;
+        return outcome.map(|_| ());
+    }
     let guard = jifen_platform::telemetry::init(
         jifen_declarations::SERVICE_NAME,
         settings.otlp_endpoint.as_deref(),

@@ -103,6 +103,9 @@ fn rule_code(rule: &RuleError) -> (GrpcCode, &'static str) {
         RuleError::CodeUsed => (GrpcCode::FailedPrecondition, "code_used"),
         RuleError::MemberLoginRequired => (GrpcCode::PermissionDenied, "member_login_required"),
         RuleError::NotOnRoster => (GrpcCode::PermissionDenied, "not_on_roster"),
+        RuleError::MassesCodeForRosterMember => {
+            (GrpcCode::PermissionDenied, "masses_code_for_member")
+        }
     }
 }
 

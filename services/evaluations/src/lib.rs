@@ -18,6 +18,7 @@
 //! the consumers and closes rounds past their closing instant, until the token fires.
 
 pub mod crypto;
+pub mod demo;
 pub mod domain;
 pub mod events;
 pub mod grpc;

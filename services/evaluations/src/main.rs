@@ -33,6 +33,9 @@ enum Command {
         #[arg(long)]
         org: Option<uuid::Uuid>,
     },
+    /// Seed the demo city's evaluation rounds (idempotent; docs/decisions/0014-demo-history.md),
+    /// and exit.
+    SeedDemoHistory(jifen_demo::HistoryArgs),
 }
 
 #[tokio::main]
@@ -52,6 +55,20 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let settings = jifen_evaluations::Settings::from_env()?;
+    if let Some(Command::SeedDemoHistory(args)) = &cli.command {
+        let guard = jifen_platform::telemetry::init(jifen_evaluations::SERVICE_NAME, None)?;
+        let outcome = jifen_evaluations::demo::seed_history(
+            &settings,
+            jifen_demo::Manifest::read(&args.manifest)?,
+            args.seed,
+            args.today(),
+            args.concurrency,
+            args.connections,
+        )
+        .await;
+        guard.shutdown().await;
+        return outcome;
+    }
     if let Some(Command::RepublishRounds { year, org }) = cli.command {
         let guard = jifen_platform::telemetry::init(jifen_evaluations::SERVICE_NAME, None)?;
         let staged = jifen_evaluations::republish_rounds(&settings, year, org).await?;

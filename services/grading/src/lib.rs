@@ -19,6 +19,7 @@
 
 pub mod authz;
 pub mod batch;
+pub mod demo;
 pub mod domain;
 pub mod events;
 pub mod grpc;

@@ -66,6 +66,16 @@ enum Command {
         #[arg(long)]
         org: Option<uuid::Uuid>,
     },
+    /// Grade, confirm, hear an appeal and finalize last year of the demo city (idempotent;
+    /// docs/decisions/0014-demo-history.md), once the projection holds what the declarations and
+    /// evaluations steps published; and exit.
+    SeedDemoHistory {
+        #[command(flatten)]
+        args: jifen_demo::HistoryArgs,
+        /// How long to wait for the projection, in seconds.
+        #[arg(long, default_value_t = 180)]
+        wait_secs: u64,
+    },
 }
 
 #[tokio::main]
@@ -94,6 +104,20 @@ async fn main() -> anyhow::Result<()> {
         }
         Some(Command::RepublishFinals { year, org }) => republish_finals(year, org).await,
         Some(Command::FinalDrift { year, org }) => final_drift(year, org).await,
+        Some(Command::SeedDemoHistory { args, wait_secs }) => {
+            let settings = jifen_grading::Settings::from_env()?;
+            let guard = jifen_platform::telemetry::init(jifen_grading::SERVICE_NAME, None)?;
+            let outcome = jifen_grading::demo::seed_history(
+                &settings,
+                jifen_demo::Manifest::read(&args.manifest)?,
+                args.seed,
+                args.today(),
+                std::time::Duration::from_secs(wait_secs),
+            )
+            .await;
+            guard.shutdown().await;
+            outcome
+        }
         Some(Command::Serve) | None => {
             let settings = jifen_grading::Settings::from_env()?;
             let guard = jifen_platform::telemetry::init(

@@ -19,6 +19,7 @@ use crate::domain::{
 use crate::usecases::{Members, NewMember, NewOrganization};
 use anyhow::Context as _;
 use futures::StreamExt as _;
+use jifen_demo::{BranchRef, CommitteeRef, Manifest, MemberRef, OrgRef, Person, Shape};
 use jifen_platform::auth::{Principal, RoleClaim, RoleName};
 use secrecy::ExposeSecret as _;
 use serde::{Deserialize, Serialize};
@@ -27,8 +28,19 @@ use uuid::Uuid;
 /// The password of every demo account.
 pub const DEMO_PASSWORD: &str = "jifen-demo";
 
-/// The key of the seed's marker row; a new shape of the demo city takes a new version.
+/// The key of the seed's marker row of the full city; a new shape of the demo city takes a new
+/// version ([`seed_version`]).
 pub const SEED_VERSION: &str = "demo-city-v1";
+
+/// The marker version of a city of `shape`: [`SEED_VERSION`] for the full city (the marker it
+/// always had), `demo-city-<c>x<b>x<m>-v1` for another shape.
+pub fn seed_version(shape: Shape) -> String {
+    if shape == Shape::FULL {
+        SEED_VERSION.to_owned()
+    } else {
+        format!("demo-city-{}-v1", shape.label())
+    }
+}
 
 pub const COMMITTEES: [&str; 5] = [
     "市发展和改革委员会机关党委",
@@ -112,7 +124,15 @@ impl DemoCity {
 
 /// The demo city the marker records, if the seed has completed.
 pub async fn recorded(db: &sea_orm::DatabaseConnection) -> anyhow::Result<Option<DemoCity>> {
-    match crate::store::demo::load(db, SEED_VERSION).await? {
+    recorded_shape(db, Shape::FULL).await
+}
+
+/// The demo city of `shape` the marker records, if its seed has completed.
+pub async fn recorded_shape(
+    db: &sea_orm::DatabaseConnection,
+    shape: Shape,
+) -> anyhow::Result<Option<DemoCity>> {
+    match crate::store::demo::load(db, &seed_version(shape)).await? {
         Some((state, true)) => Ok(Some(
             serde_json::from_str(&state).context("the demo seed's marker")?,
         )),
@@ -120,8 +140,20 @@ pub async fn recorded(db: &sea_orm::DatabaseConnection) -> anyhow::Result<Option
     }
 }
 
-/// Seeds the demo city into the database of `settings`.
+/// Seeds the full demo city into the database of `settings`.
 pub async fn seed(settings: &crate::Settings) -> anyhow::Result<DemoSummary> {
+    seed_shape(settings, Shape::FULL).await
+}
+
+/// Seeds a demo city of `shape` (at most the five committees and eight branches named here).
+pub async fn seed_shape(settings: &crate::Settings, shape: Shape) -> anyhow::Result<DemoSummary> {
+    anyhow::ensure!(
+        shape.committees <= COMMITTEES.len() && shape.branches <= BRANCHES.len(),
+        "a demo city has at most {} committees of {} branches",
+        COMMITTEES.len(),
+        BRANCHES.len()
+    );
+    let version = seed_version(shape);
     let pii = settings.pii()?;
     let root_name = OrgName::parse(&settings.root_org_name)
         .map_err(|e| anyhow::anyhow!("JIFEN_ROOT_ORG_NAME {e}"))?;
@@ -137,7 +169,7 @@ pub async fn seed(settings: &crate::Settings) -> anyhow::Result<DemoSummary> {
         root_id: root.id,
         ..DemoSummary::default()
     };
-    let mut city = match crate::store::demo::load(app.db(), SEED_VERSION).await? {
+    let mut city = match crate::store::demo::load(app.db(), &version).await? {
         Some((state, complete)) => {
             let city: DemoCity = serde_json::from_str(&state).context("the demo seed's marker")?;
             if complete {
@@ -157,8 +189,9 @@ pub async fn seed(settings: &crate::Settings) -> anyhow::Result<DemoSummary> {
             // It is recognized by the seed's own actor in the audit log, which no API caller
             // can take; a seed of this version writes its marker before its first change, so
             // its own audit rows never look like an earlier seed's.
-            let earlier = crate::store::demo::seeded_before_marker(app.db()).await?;
-            save(&app, &city, earlier).await?;
+            let earlier =
+                shape == Shape::FULL && crate::store::demo::seeded_before_marker(app.db()).await?;
+            save(&app, &version, &city, earlier).await?;
             if earlier {
                 summary.already_seeded = true;
                 summary.city = city;
@@ -184,7 +217,7 @@ pub async fn seed(settings: &crate::Settings) -> anyhow::Result<DemoSummary> {
     };
 
     // The organizations, each recorded in the marker as soon as it exists.
-    for (c, committee) in COMMITTEES.iter().enumerate() {
+    for (c, committee) in COMMITTEES.iter().enumerate().take(shape.committees) {
         if city.committees.len() <= c {
             let id = create_org(&app, &actor, city.root_id, committee, OrgKind::Committee).await?;
             city.committees.push(DemoCommittee {
@@ -192,9 +225,9 @@ pub async fn seed(settings: &crate::Settings) -> anyhow::Result<DemoSummary> {
                 branches: Vec::new(),
             });
             summary.organizations_created += 1;
-            save(&app, &city, false).await?;
+            save(&app, &version, &city, false).await?;
         }
-        for (b, branch) in BRANCHES.iter().enumerate() {
+        for (b, branch) in BRANCHES.iter().enumerate().take(shape.branches) {
             if city.committees[c].branches.len() <= b {
                 let parent = city.committees[c].id;
                 let id = create_org(&app, &actor, parent, branch, OrgKind::Branch).await?;
@@ -203,7 +236,7 @@ pub async fn seed(settings: &crate::Settings) -> anyhow::Result<DemoSummary> {
                     ..DemoBranch::default()
                 });
                 summary.organizations_created += 1;
-                save(&app, &city, false).await?;
+                save(&app, &version, &city, false).await?;
             }
         }
     }
@@ -213,7 +246,7 @@ pub async fn seed(settings: &crate::Settings) -> anyhow::Result<DemoSummary> {
     let mut work = Vec::new();
     for (c, committee) in city.committees.iter().enumerate() {
         for (b, branch) in committee.branches.iter().enumerate() {
-            let first = (c * BRANCHES.len() + b) * MEMBERS_PER_BRANCH;
+            let first = (c * shape.branches + b) * shape.members;
             work.push((c, b, branch.clone(), first));
         }
     }
@@ -221,7 +254,8 @@ pub async fn seed(settings: &crate::Settings) -> anyhow::Result<DemoSummary> {
         .map(|(c, b, branch, first)| {
             let (app, actor, hash) = (&app, &actor, &password_hash);
             async move {
-                let (branch, created, taken) = seed_branch(app, actor, branch, first, hash).await?;
+                let (branch, created, taken) =
+                    seed_branch(app, actor, branch, first, shape.members, hash).await?;
                 Ok((c, b, branch, created, taken))
             }
         })
@@ -240,10 +274,10 @@ pub async fn seed(settings: &crate::Settings) -> anyhow::Result<DemoSummary> {
         }
     }
     if let Some(e) = failure {
-        save(&app, &city, false).await?;
+        save(&app, &version, &city, false).await?;
         return Err(e);
     }
-    save(&app, &city, true).await?;
+    save(&app, &version, &city, true).await?;
     summary.city = city;
     Ok(summary)
 }
@@ -253,9 +287,9 @@ pub async fn seed(settings: &crate::Settings) -> anyhow::Result<DemoSummary> {
 type BranchOutcome = (usize, usize, DemoBranch, usize, Vec<String>);
 
 /// Writes the marker.
-async fn save(app: &Members, city: &DemoCity, complete: bool) -> anyhow::Result<()> {
+async fn save(app: &Members, version: &str, city: &DemoCity, complete: bool) -> anyhow::Result<()> {
     let state = serde_json::to_string(city)?;
-    crate::store::demo::save(app.db(), SEED_VERSION, &state, complete).await?;
+    crate::store::demo::save(app.db(), version, &state, complete).await?;
     Ok(())
 }
 
@@ -281,7 +315,7 @@ async fn create_org(
     Ok(created.org.id)
 }
 
-/// Fills a branch the seed created up to its 25 members (accounts `demo<n>`), and makes the
+/// Fills a branch the seed created up to its `members` members (accounts `demo<n>`), and makes the
 /// first its secretary. A demo username found on an account is the seed's own member when that
 /// member is in this branch (an interrupted run: it is recorded, not created again); on anyone
 /// else's account, the demo member is created without an account.
@@ -290,11 +324,12 @@ async fn seed_branch(
     actor: &Principal,
     mut branch: DemoBranch,
     first: usize,
+    members: usize,
     hash: &str,
 ) -> anyhow::Result<(DemoBranch, usize, Vec<String>)> {
     let mut created = 0;
     let mut taken = Vec::new();
-    for i in branch.members.len()..MEMBERS_PER_BRANCH {
+    for i in branch.members.len()..members {
         let n = first + i + 1;
         let username = format!("demo{n:04}");
         let mut account = Some(username.clone());
@@ -388,4 +423,93 @@ async fn seed_branch(
         branch.secretary_done = true;
     }
     Ok((branch, created, taken))
+}
+
+/// The manifest of the seeded city of `shape` (`jifen-members demo-manifest`): its ids, paths,
+/// accounts and secretaries, read from this service's own marker and tables, for the other
+/// services' `seed-demo-history`. Fails when the city's seed has not completed.
+pub async fn manifest(settings: &crate::Settings, shape: Shape) -> anyhow::Result<Manifest> {
+    let db = crate::migrate(&settings.database_url, &settings.database_name).await?;
+    let city = recorded_shape(&db, shape).await?.with_context(|| {
+        format!(
+            "no complete demo city of shape {shape} (marker {}): run `jifen-members seed-demo --scale {shape}` first",
+            seed_version(shape)
+        )
+    })?;
+    let root = crate::store::orgs::find(&db, city.root_id)
+        .await?
+        .context("the demo city's root organization is gone")?;
+    let admin = crate::store::accounts::find_by_username(&db, "admin")
+        .await?
+        .context("the bootstrap admin account is gone")?;
+    let org_ref = |org: &crate::store::entities::organization::Model| OrgRef {
+        id: org.id,
+        path: org.path.clone(),
+    };
+    let mut committees = Vec::new();
+    for committee in &city.committees {
+        let org = crate::store::orgs::find(&db, committee.id)
+            .await?
+            .with_context(|| format!("demo committee {} is gone", committee.id))?;
+        let mut branches = Vec::new();
+        for branch in &committee.branches {
+            let borg = crate::store::orgs::find(&db, branch.id)
+                .await?
+                .with_context(|| format!("demo branch {} is gone", branch.id))?;
+            let mut members = Vec::new();
+            let mut secretary = None;
+            for (i, m) in branch.members.iter().enumerate() {
+                let row = crate::store::members::find(&db, m.id)
+                    .await?
+                    .with_context(|| format!("demo member {} is gone", m.id))?;
+                // A member transferred elsewhere no longer acts in this branch.
+                let active = row.status == Status::Active.as_str() && row.org_id == branch.id;
+                let account = match &m.username {
+                    Some(_) => crate::store::accounts::find_by_member(&db, m.id).await?,
+                    None => None,
+                };
+                if let Some(account) = &account
+                    && secretary.is_none()
+                    && active
+                    && crate::store::accounts::grants(&db, account.id)
+                        .await?
+                        .iter()
+                        .any(|g| g.org_id == branch.id && g.role == GrantRole::Secretary.as_str())
+                {
+                    secretary = Some(i);
+                }
+                members.push(MemberRef {
+                    id: m.id,
+                    n: m.n,
+                    account: account.map(|a| Person {
+                        subject: a.id,
+                        username: a.username,
+                    }),
+                    active,
+                });
+            }
+            branches.push(BranchRef {
+                org: org_ref(&borg),
+                members,
+                secretary,
+            });
+        }
+        committees.push(CommitteeRef {
+            org: org_ref(&org),
+            branches,
+        });
+    }
+    db.close().await?;
+    let manifest = Manifest {
+        version: seed_version(shape),
+        shape,
+        root: org_ref(&root),
+        admin: Person {
+            subject: admin.id,
+            username: admin.username,
+        },
+        committees,
+    };
+    manifest.check()?;
+    Ok(manifest)
 }

@@ -24,7 +24,21 @@ enum Command {
     /// Create the database if needed, apply pending migrations, and exit.
     Migrate,
     /// Seed the demo city of `make run` (idempotent), and exit.
-    SeedDemo,
+    SeedDemo {
+        /// The city's size: `full` (5 committees × 8 branches × 25 members), `small` (2 × 2 × 12)
+        /// or `<committees>x<branches>x<members>`; each shape has its own marker.
+        #[arg(long, default_value = "full", value_parser = jifen_demo::Shape::parse)]
+        scale: jifen_demo::Shape,
+    },
+    /// Write the manifest of the seeded demo city (ids, paths, accounts, secretaries) that the
+    /// other services' `seed-demo-history` read, and exit.
+    DemoManifest {
+        #[arg(long, default_value = "full", value_parser = jifen_demo::Shape::parse)]
+        scale: jifen_demo::Shape,
+        /// Where to write it (JSON).
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
     /// Rewrite every phone and ID card stored under a previous key (`JIFEN_PII_PREVIOUS_KEYS`)
     /// under the current one (`JIFEN_PII_KEY`), and exit; fails when some remain.
     RekeyPii {
@@ -50,14 +64,26 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let settings = jifen_members::Settings::from_env()?;
-    if let Some(Command::SeedDemo) = cli.command {
+    if let Some(Command::DemoManifest { scale, out }) = &cli.command {
+        let guard = jifen_platform::telemetry::init(jifen_members::SERVICE_NAME, None)?;
+        let manifest = jifen_members::demo::manifest(&settings, *scale).await?;
+        std::fs::write(out, serde_json::to_vec_pretty(&manifest)?)?;
+        println!(
+            "demo manifest of the {} city written to {}",
+            manifest.shape,
+            out.display()
+        );
+        guard.shutdown().await;
+        return Ok(());
+    }
+    if let Some(Command::SeedDemo { scale }) = cli.command {
         let guard = jifen_platform::telemetry::init(jifen_members::SERVICE_NAME, None)?;
         let started = std::time::Instant::now();
-        let summary = jifen_members::demo::seed(&settings).await?;
+        let summary = jifen_members::demo::seed_shape(&settings, scale).await?;
         if summary.already_seeded {
             println!(
                 "demo city already seeded (marker {}): nothing to do",
-                jifen_members::demo::SEED_VERSION
+                jifen_members::demo::seed_version(scale)
             );
         } else {
             println!(

@@ -4,8 +4,10 @@
 //!
 //! [`Browser::start`] starts one ChromeDriver for the test, killed with it. Each
 //! [`Browser::phone`] is a new WebDriver session: its own Chromium with its own profile, so two
-//! phones share no cookie or storage (two people, two browser contexts). [`screenshot`] saves a
-//! PNG under `target/screenshots/h5/` for a person to look at.
+//! phones share no cookie or storage (two people, two browser contexts). [`Browser::desktop`] is
+//! a plain desktop Chromium whose viewport [`set_viewport`] sets exactly (the dashboard's office,
+//! wall and phone sizes in one session). [`screenshot`] saves a PNG under `target/screenshots/h5/`
+//! for a person to look at, [`screenshot_in`] under another folder of `target/screenshots/`.
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use jifen_testkit::process::{ReservedPort, ServiceProcess, reserve_port};
@@ -96,6 +98,34 @@ impl Browser {
                 },
             }),
         );
+        self.session(caps).await
+    }
+
+    /// A new desktop browser (no phone emulation) with its own profile; its viewport is set with
+    /// [`set_viewport`].
+    pub async fn desktop(&self) -> Client {
+        let mut caps = serde_json::Map::new();
+        caps.insert("browserName".into(), json!("chrome"));
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless=new",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-dev-shm-usage",
+                    "--lang=zh-CN",
+                    "--no-first-run",
+                    "--hide-scrollbars",
+                    "--window-size=1366,900",
+                ],
+            }),
+        );
+        self.session(caps).await
+    }
+
+    async fn session(&self, caps: serde_json::Map<String, serde_json::Value>) -> Client {
         ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(caps)
             .connect(&self.url)
@@ -104,10 +134,42 @@ impl Browser {
     }
 }
 
+/// Sets the window so that the page's viewport (`innerWidth` × `innerHeight`) is `width` ×
+/// `height` CSS pixels: the window's size less what the browser keeps for itself.
+pub async fn set_viewport(client: &Client, width: u32, height: u32) {
+    let inner = || async {
+        let v = client
+            .execute("return [window.innerWidth, window.innerHeight];", vec![])
+            .await
+            .unwrap();
+        let n = |i: usize| u32::try_from(v[i].as_u64().unwrap()).unwrap();
+        (n(0), n(1))
+    };
+    client.set_window_size(width, height).await.unwrap();
+    let (w, h) = inner().await;
+    if (w, h) != (width, height) {
+        client
+            .set_window_size(
+                width + (width - w.min(width)),
+                height + (height - h.min(height)),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(inner().await, (width, height), "the viewport");
+}
+
 /// Saves the page as it looks now to `target/screenshots/h5/<name>.png`; answers the path.
 pub async fn screenshot(phone: &Client, name: &str) -> PathBuf {
-    let png = phone.screenshot().await.unwrap();
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots/h5");
+    screenshot_in(phone, "h5", name).await
+}
+
+/// Saves the page as it looks now to `target/screenshots/<folder>/<name>.png`; answers the path.
+pub async fn screenshot_in(client: &Client, folder: &str, name: &str) -> PathBuf {
+    let png = client.screenshot().await.unwrap();
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/screenshots")
+        .join(folder);
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("{name}.png"));
     std::fs::write(&path, png).unwrap();

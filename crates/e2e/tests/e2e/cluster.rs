@@ -262,6 +262,16 @@ impl Cluster {
             .unwrap()
     }
 
+    /// Runs `jifen-declarations <args>` to completion with the cluster's environment.
+    pub async fn declarations_command(&self, args: &[&str]) -> std::process::Output {
+        tokio::process::Command::new(workspace_binary("jifen-declarations").unwrap())
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .await
+            .unwrap()
+    }
+
     /// Runs `jifen-members <args>` to completion with the cluster's environment.
     pub async fn members_command(&self, args: &[&str]) -> std::process::Output {
         tokio::process::Command::new(workspace_binary("jifen-members").unwrap())

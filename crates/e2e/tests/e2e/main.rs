@@ -6,6 +6,7 @@ mod browser;
 mod cluster;
 mod declarations;
 mod demo;
+mod demo_history;
 mod evaluation;
 mod events;
 mod grading;

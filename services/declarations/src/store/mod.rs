@@ -3,6 +3,7 @@
 //! Every function takes `&impl ConnectionTrait`, so the caller decides the transaction. Rows come
 //! back as entity models; the use-cases turn them into domain values.
 
+pub mod demo;
 pub mod entities;
 
 use entities::{

@@ -120,6 +120,16 @@ impl Declarations {
         let mut unit_types: HashMap<Uuid, String> = HashMap::new();
         let mut problems = Vec::new();
         let mut rows = Vec::with_capacity(entries.len());
+        // Points for oneself are recorded by a manager above, as one's declarations are
+        // reviewed by someone else (review refuses one's own declaration).
+        if let Some(index) = entries.iter().position(|e| actor.is_member(e.member_id)) {
+            return Err(AppError::DeniedOwn {
+                field: format!("entries[{index}].member_id"),
+                message:
+                    "you cannot record branch points for yourself; a manager above you records them"
+                        .into(),
+            });
+        }
         for (index, entry) in entries.iter().enumerate() {
             let field = |name: &str| format!("entries[{index}].{name}");
             let Some(member) = members
@@ -310,6 +320,13 @@ impl Declarations {
             "id",
             "branch record",
         )?;
+        if actor.is_member(r.member_id) {
+            return Err(AppError::DeniedOwn {
+                field: "id".into(),
+                message: "you cannot revoke a branch record of your own; a manager above you can"
+                    .into(),
+            });
+        }
         self.ensure_year_not_final(
             &txn,
             r.member_id,

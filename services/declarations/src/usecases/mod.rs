@@ -34,6 +34,10 @@ pub enum AppError {
     /// The caller sees the target but may not do this.
     #[error("permission denied")]
     Denied,
+    /// The caller may act on the organization but not on this one thing, named by `field`:
+    /// their own points (a manager records and reviews others', never their own).
+    #[error("{message}")]
+    DeniedOwn { field: String, message: String },
     /// No such `what` (or the caller may not know it exists); `field` names the id.
     #[error("{what} not found")]
     NotFound {

@@ -41,6 +41,12 @@ pub enum RuleError {
     /// The member redeeming a member code is not on the round's roster.
     #[error("only members of the branch may use member invitation codes")]
     NotOnRoster,
+    /// A member of the round's roster redeeming a masses (群众) code: their ballot would rate
+    /// themself. Members of the branch rate with member codes, which leave them off their ballot.
+    #[error(
+        "a member of the branch cannot use a masses invitation code; use a member invitation code"
+    )]
+    MassesCodeForRosterMember,
 }
 
 /// A quarterly evaluation round.

@@ -4,6 +4,7 @@
 //! back as plain row structs (enum columns as text); the use-cases turn them into domain values.
 
 pub mod ballots;
+pub mod demo;
 pub mod final_grades;
 pub mod invitations;
 pub mod replica;

@@ -65,17 +65,28 @@ impl Evaluations {
             return Err(AppError::rule(RuleError::CodeUsed, Some("code")));
         }
         let kind = kind_from_row(round.id, &invitation.evaluator_kind)?;
+        let on_roster = |member: Uuid| async move {
+            Ok::<_, AppError>(
+                store::rounds::roster(&self.db, round.id)
+                    .await?
+                    .iter()
+                    .any(|r| r.member_id == member),
+            )
+        };
         let exclude = match kind {
-            EvaluatorKind::Masses => None,
+            // A masses code names no one, but a caller known to be on the roster would rate
+            // themself with it: refused. (Masses codes are handed to people outside the branch.)
+            EvaluatorKind::Masses => match actor.member_id {
+                Some(member) if on_roster(member).await? => {
+                    return Err(AppError::rule(RuleError::MassesCodeForRosterMember, None));
+                }
+                _ => None,
+            },
             EvaluatorKind::Member => {
                 let member = actor
                     .member_id
                     .ok_or(AppError::rule(RuleError::MemberLoginRequired, None))?;
-                let on_roster = store::rounds::roster(&self.db, round.id)
-                    .await?
-                    .iter()
-                    .any(|r| r.member_id == member);
-                if !on_roster {
+                if !on_roster(member).await? {
                     return Err(AppError::rule(RuleError::NotOnRoster, None));
                 }
                 Some(member)

@@ -186,6 +186,40 @@ async fn a_code_is_good_for_its_own_round_and_roster_only() {
     );
 }
 
+/// A member of the branch who redeems a masses (群众) code while logged in would rate themself:
+/// refused, and the code stays usable; a member of another branch (masses to this one) may use it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_of_the_branch_cannot_redeem_a_masses_code() {
+    let app = spawn_app().await;
+    let b = app.branch(3).await;
+    let outsider = app.branch(1).await;
+    let round = app.open(&b, "2026-Q3").await;
+    let codes = app.issue(&b, &round, 1, pb::EvaluatorKind::Masses).await;
+
+    let err = app
+        .client(&app.member_token(&b.members[1]))
+        .await
+        .redeem_invitation(pb::RedeemInvitationRequest {
+            code: codes[0].clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), details(&err).0.as_deref()),
+        (Code::PermissionDenied, Some("masses_code_for_member"))
+    );
+    let r = app
+        .client(&app.member_token(&outsider.members[0]))
+        .await
+        .redeem_invitation(pb::RedeemInvitationRequest {
+            code: codes[0].clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.evaluator_kind(), pb::EvaluatorKind::Masses);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_member_evaluator_logs_in_and_never_rates_themself() {
     let app = spawn_app().await;

@@ -154,6 +154,7 @@ pub fn router(state: AppState) -> Router {
         .route("/dashboard/", get(page::page))
         .route("/dashboard/dashboard.js", get(page::script))
         .route("/dashboard/dashboard.css", get(page::style))
+        .route("/dashboard/vendor/echarts.min.js", get(page::echarts))
         .route("/m", get(page::app_redirect))
         .route("/m/", get(page::app_page))
         .route("/m/app.js", get(page::app_script))

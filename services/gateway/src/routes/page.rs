@@ -7,7 +7,13 @@
 //!
 //! Every answer carries a strict content security policy (self only: no inline script or style,
 //! no other origin, no framing), `x-content-type-options: nosniff` and `cache-control: no-cache`.
-//! The page holds the access token in `sessionStorage` only.
+//! The page holds its tokens in memory only and refreshes the access token before it expires.
+//!
+//! The charts are drawn by Apache ECharts, vendored (`page/vendor/echarts/`, its VENDOR.md records
+//! the package, version and checksums; a test here checks the file against them) and served at
+//! `GET /dashboard/vendor/echarts.min.js` under the same policy: the library needs neither
+//! `'unsafe-eval'` nor inline style. The page asks for it with `?v=<version>`, so it may be
+//! cached for a year (`immutable`); a new version is a new address.
 //!
 //! The H5 pages for people with a phone live beside it under `/m/` (API.md, "Web pages for people
 //! with a phone"): `GET /m/e`, the evaluation page a slip's QR code opens (群众评议), and `GET /m/`,
@@ -21,6 +27,8 @@ use axum::response::{IntoResponse, Response};
 const HTML: &str = include_str!("../page/dashboard.html");
 const SCRIPT: &str = include_str!("../page/dashboard.js");
 const STYLE: &str = include_str!("../page/dashboard.css");
+/// Apache ECharts' minified browser build (Apache-2.0), as the npm tarball ships it.
+const ECHARTS: &str = include_str!("../page/vendor/echarts/echarts.min.js");
 const EVALUATION_HTML: &str = include_str!("../page/m/e.html");
 const EVALUATION_SCRIPT: &str = include_str!("../page/m/e.js");
 const EVALUATION_STYLE: &str = include_str!("../page/m/e.css");
@@ -34,6 +42,14 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
      frame-ancestors 'none'";
 
 fn file(body: &'static str, content_type: &'static str) -> Response {
+    file_cached(body, content_type, "no-cache")
+}
+
+fn file_cached(
+    body: &'static str,
+    content_type: &'static str,
+    cache_control: &'static str,
+) -> Response {
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -45,7 +61,10 @@ fn file(body: &'static str, content_type: &'static str) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control),
+    );
     headers.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
@@ -71,6 +90,16 @@ pub async fn script() -> Response {
 /// `GET /dashboard/dashboard.css`.
 pub async fn style() -> Response {
     file(STYLE, "text/css; charset=utf-8")
+}
+
+/// `GET /dashboard/vendor/echarts.min.js`: the vendored chart library (the page's address for it
+/// carries the version, so it is cached for a year).
+pub async fn echarts() -> Response {
+    file_cached(
+        ECHARTS,
+        "text/javascript; charset=utf-8",
+        "public, max-age=31536000, immutable",
+    )
 }
 
 /// `GET /m/e`: the evaluation page (the invitation code arrives in the URL fragment).
@@ -106,4 +135,42 @@ pub async fn app_script() -> Response {
 /// `GET /m/app.css`.
 pub async fn app_style() -> Response {
     file(APP_STYLE, "text/css; charset=utf-8")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::expect_used)]
+    use super::*;
+    use sha2::{Digest as _, Sha256};
+
+    const VENDOR_MD: &str = include_str!("../page/vendor/echarts/VENDOR.md");
+
+    /// The vendored ECharts is byte for byte the file whose SHA-256 VENDOR.md records.
+    #[test]
+    fn the_vendored_echarts_is_the_recorded_one() {
+        let recorded = VENDOR_MD
+            .lines()
+            .find_map(|line| line.strip_prefix("sha256: "))
+            .expect("VENDOR.md has a `sha256: <hex>` line");
+        assert_eq!(
+            hex::encode(Sha256::digest(ECHARTS.as_bytes())),
+            recorded.trim()
+        );
+    }
+
+    /// The page asks for the version that is vendored (the address is what the year-long cache
+    /// keys on), and VENDOR.md names it.
+    #[test]
+    fn the_page_asks_for_the_vendored_version() {
+        let version = ECHARTS
+            .rsplit_once(".version=\"")
+            .and_then(|(_, rest)| rest.split_once('"'))
+            .map(|(v, _)| v)
+            .expect("echarts.min.js sets its version");
+        assert!(
+            HTML.contains(&format!("/dashboard/vendor/echarts.min.js?v={version}\"")),
+            "dashboard.html must load echarts.min.js?v={version}"
+        );
+        assert!(VENDOR_MD.contains(&format!("| version | {version} ")));
+    }
 }

@@ -7,7 +7,7 @@
 use crate::helpers::{
     MONTH, PROJECTION_DEADLINE, TestApp, assert_keys, assert_problem, spawn_app, spawn_app_with,
 };
-use crate::support::{Branch, Person, branch, record, staffed};
+use crate::support::{Branch, Person, branch, grant, record, staffed};
 use reqwest::StatusCode;
 use sea_orm::ConnectionTrait as _;
 use serde_json::{Value, json};
@@ -270,6 +270,9 @@ async fn city(app: &TestApp) -> (Branch, Branch) {
 
 const KEYS: &[&str] = &[
     "org_id",
+    "name",
+    "parent_id",
+    "ancestors",
     "month",
     "members",
     "declared",
@@ -313,6 +316,9 @@ async fn figures_agree_with_the_other_reads_and_scope_holds() {
             &[
                 "org_id",
                 "name",
+                "kind",
+                "members",
+                "declared",
                 "participation_rate",
                 "approved_points_avg",
             ],
@@ -460,16 +466,23 @@ async fn answers_are_cached_briefly_and_never_served_out_of_scope() {
     assert_eq!(status, StatusCode::OK, "{first}");
     assert_eq!(cache, "miss");
     assert_eq!(first["declared"], 0);
+    // The breadcrumb depends on the caller's scope (decision 0015): the branch's secretary,
+    // whose scope starts lower, has an entry of their own and never the admin's.
+    let (status, cache, own) = fetch(&app, &path, Some(&a.secretary.token)).await;
+    assert_eq!(status, StatusCode::OK, "{own}");
+    assert_eq!(cache, "miss");
+    assert_eq!(own["ancestors"], json!([]));
+    assert_eq!(first["ancestors"].as_array().unwrap().len(), 2, "{first}");
 
     // A declaration is submitted; within the TTL the cached (stale) answer is served, to
     // anyone in scope.
     let id = declare(&app, &a.members[0], MONTH).await;
     submit(&app, &a.members[0], &id).await;
-    for token in [&app.admin_token, &a.secretary.token] {
+    for (token, want) in [(&app.admin_token, &first), (&a.secretary.token, &own)] {
         let (status, cache, again) = fetch(&app, &path, Some(token)).await;
         assert_eq!(status, StatusCode::OK, "{again}");
         assert_eq!(cache, "hit");
-        assert_eq!(again, first);
+        assert_eq!(&again, want);
     }
 
     // Out of scope, the cache is never read: the service refuses as it always does.
@@ -558,7 +571,11 @@ fn ranked(body: &Value) -> Vec<(String, i64)> {
         .unwrap()
         .iter()
         .map(|i| {
-            assert_keys(i, &["member_id", "name", "total"], &[]);
+            assert_keys(
+                i,
+                &["member_id", "name", "branch_id", "branch_name", "total"],
+                &[],
+            );
             (
                 i["member_id"].as_str().unwrap().to_owned(),
                 tenths(i["total"].as_f64().unwrap()),
@@ -821,4 +838,334 @@ async fn every_trend_month_is_the_month_dashboard_and_scope_holds() {
     }
     let (status, _, body) = fetch(&app, &trend("nope", "?year=2026"), Some(&admin)).await;
     assert_problem(status, &body, 400, "invalid_argument", Some("id"));
+}
+
+/// Deletes every key of the test's Redis prefix — this test's FLUSHALL: a real FLUSHALL would
+/// empty the Redis that every other test shares. Answers how many were deleted.
+async fn delete_prefix_keys(app: &TestApp) -> usize {
+    let client = redis::Client::open(jifen_testkit::redis_url()).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}*", app.redis_prefix))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    if !keys.is_empty() {
+        let () = redis::cmd("DEL")
+            .arg(&keys)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+    }
+    keys.len()
+}
+
+/// The histogram, the branches and the new fields against the other reads; scope and bad
+/// input; then the same five answers with the gateway's Redis cut (a TcpProxy, the shared Redis
+/// untouched) and after the test prefix's keys are deleted: Redis is only a cache.
+#[tokio::test(flavor = "multi_thread")]
+async fn charts_agree_with_the_other_reads_and_redis_is_only_a_cache() {
+    let redis_addr: std::net::SocketAddr = jifen_testkit::redis_url()
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let proxy = jifen_testkit::proxy::TcpProxy::start(redis_addr)
+        .await
+        .unwrap();
+    let proxied = format!("redis://{}", proxy.addr);
+    let app = spawn_app_with(|s| s.redis_url = proxied).await; // the default TTL: cached
+    let (a, b) = city(&app).await;
+    // A group (党小组) under branch a, with one member (March is closed by now: no
+    // declaration).
+    let group = app.org(&a.branch_id, "da 第一党小组", "group").await;
+    let group_id = group["id"].as_str().unwrap().to_owned();
+    let g0 = crate::support::person(&app, &group_id, "dg", "m0", "组员").await;
+    app.wait_member(&g0.id).await;
+    app.wait_ledger(&g0.id, YEAR, 0).await;
+    let admin = app.admin_token.clone();
+    let month = format!("?month={MONTH}");
+
+    // The org dashboard's new fields.
+    let (status, _, c) = fetch(&app, &dash(&a.committee_id, &month), Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK, "{c}");
+    assert_eq!(c["name"], "da 党委");
+    assert_eq!(c["parent_id"], app.root_id.as_str());
+    let (_, root) = app
+        .get(&format!("/api/v1/orgs/{}", app.root_id), Some(&admin))
+        .await;
+    assert_eq!(
+        c["ancestors"],
+        json!([{"org_id": app.root_id, "name": root["name"]}])
+    );
+    for child in c["children"].as_array().unwrap() {
+        assert_eq!(child["kind"], "branch", "{child}");
+        let (_, _, own) = fetch(
+            &app,
+            &dash(child["org_id"].as_str().unwrap(), &month),
+            Some(&admin),
+        )
+        .await;
+        assert_eq!(child["members"], own["members"]);
+        assert_eq!(child["declared"], own["declared"]);
+    }
+    let (_, _, ab) = fetch(&app, &dash(&a.branch_id, &month), Some(&admin)).await;
+    assert_eq!(
+        ab["ancestors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["org_id"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        [app.root_id.as_str(), a.committee_id.as_str()]
+    );
+    let group_line = ab["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|ch| ch["org_id"] == group_id.as_str())
+        .unwrap();
+    assert_eq!(
+        (
+            &group_line["kind"],
+            &group_line["members"],
+            &group_line["declared"]
+        ),
+        (&json!("group"), &json!(1), &json!(0))
+    );
+    // The branch's secretary sees no breadcrumb above their branch (the cached entry of the
+    // admin is not theirs).
+    let (status, _, own) = fetch(&app, &dash(&a.branch_id, &month), Some(&a.secretary.token)).await;
+    assert_eq!(status, StatusCode::OK, "{own}");
+    assert_eq!(own["ancestors"], json!([]));
+    assert_eq!(own["parent_id"], a.committee_id.as_str());
+    assert_eq!(own["members"], ab["members"]);
+
+    // The ranking names each member's branch; the group's member is in branch a.
+    let (status, _, top) = fetch(
+        &app,
+        &ranking(&a.committee_id, "?year=2026&limit=100"),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{top}");
+    let items = top["items"].as_array().unwrap();
+    for item in items {
+        let id = item["member_id"].as_str().unwrap();
+        let (want_id, want_name) = if b.members.iter().chain([&b.secretary]).any(|p| p.id == id) {
+            (&b.branch_id, "db 党支部")
+        } else {
+            (&a.branch_id, "da 党支部")
+        };
+        assert_eq!(item["branch_id"], want_id.as_str(), "{item}");
+        assert_eq!(item["branch_name"], want_name, "{item}");
+    }
+    assert!(items.iter().any(|i| i["member_id"] == g0.id.as_str()));
+
+    // The histogram holds exactly the ranking's totals (every member: fewer than 100).
+    let totals: Vec<i64> = items
+        .iter()
+        .map(|i| tenths(i["total"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(totals.len() as i64, c["members"].as_i64().unwrap());
+    for bins in [1, 4, 10, 50] {
+        let (status, cache, h) = fetch(
+            &app,
+            &histogram(&a.committee_id, &format!("?year=2026&bins={bins}")),
+            Some(&admin),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{h}");
+        assert_eq!(cache, "miss");
+        assert_keys(&h, &["org_id", "year", "members", "bin_width", "bins"], &[]);
+        assert_eq!(h["members"].as_i64().unwrap(), totals.len() as i64);
+        let width = tenths(h["bin_width"].as_f64().unwrap());
+        let hb = h["bins"].as_array().unwrap();
+        assert_eq!(hb.len(), bins);
+        let mut sum = 0;
+        for bin in hb {
+            assert_keys(bin, &["from", "to", "count"], &[]);
+            let (from, to) = (
+                tenths(bin["from"].as_f64().unwrap()),
+                tenths(bin["to"].as_f64().unwrap()),
+            );
+            assert_eq!(to - from, width);
+            let inside = totals.iter().filter(|t| (from..to).contains(t)).count() as i64;
+            assert_eq!(bin["count"].as_i64().unwrap(), inside, "{h}");
+            sum += inside;
+        }
+        assert_eq!(sum, totals.len() as i64);
+    }
+    let (_, _, default) = fetch(&app, &histogram(&a.branch_id, "?year=2026"), Some(&admin)).await;
+    assert_eq!(default["bins"].as_array().unwrap().len(), 10);
+
+    // The branches: each its own dashboard, lowest participation first, lagging below 0.8.
+    let (status, _, br) = fetch(&app, &branches(&a.committee_id, &month), Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK, "{br}");
+    assert_keys(&br, &["org_id", "month", "threshold", "items"], &[]);
+    assert_eq!(br["threshold"], json!(0.8));
+    let lines = br["items"].as_array().unwrap();
+    assert_eq!(lines.len(), 2, "{br}");
+    let mut last = -1.0;
+    for line in lines {
+        assert_keys(
+            line,
+            &[
+                "org_id",
+                "name",
+                "parent_id",
+                "parent_name",
+                "members",
+                "declared",
+                "participation_rate",
+                "approved_points_avg",
+                "lagging",
+            ],
+            &[],
+        );
+        let (_, _, own) = fetch(
+            &app,
+            &dash(line["org_id"].as_str().unwrap(), &month),
+            Some(&admin),
+        )
+        .await;
+        for k in [
+            "members",
+            "declared",
+            "participation_rate",
+            "approved_points_avg",
+        ] {
+            assert_eq!(line[k], own[k], "{k}: {line} vs {own}");
+        }
+        assert_eq!(line["parent_id"], a.committee_id.as_str());
+        assert_eq!(line["parent_name"], "da 党委");
+        let rate = line["participation_rate"].as_f64().unwrap();
+        assert!(rate >= last, "lowest first: {br}");
+        last = rate;
+        assert_eq!(
+            line["lagging"],
+            json!(line["members"].as_i64().unwrap() > 0 && rate < 0.8),
+            "{line}"
+        );
+    }
+    assert!(lines.iter().any(|l| l["lagging"] == true), "{br}");
+
+    // Scope and bad input of the new routes.
+    for path in [
+        histogram(&a.branch_id, "?year=2026"),
+        branches(&a.branch_id, &month),
+    ] {
+        let (status, _, body) = fetch(&app, &path, Some(&a.members[0].token)).await;
+        assert_problem(status, &body, 403, "permission_denied", None);
+        let (status, _, body) = fetch(&app, &path, Some(&b.secretary.token)).await;
+        assert_problem(status, &body, 404, "not_found", Some("org_id"));
+        let (status, _, body) = fetch(&app, &path, None).await;
+        assert_problem(status, &body, 401, "unauthenticated", None);
+    }
+    for query in [
+        "?year=2026&bins=0",
+        "?year=2026&bins=51",
+        "?year=2026&bins=x",
+    ] {
+        let (status, _, body) = fetch(&app, &histogram(&a.branch_id, query), Some(&admin)).await;
+        assert_problem(status, &body, 400, "invalid_argument", Some("bins"));
+    }
+    for query in ["", "?bins=5", "?year=1999"] {
+        let (status, _, body) = fetch(&app, &histogram(&a.branch_id, query), Some(&admin)).await;
+        assert_problem(status, &body, 400, "invalid_argument", Some("year"));
+    }
+    for query in ["", "?month=2026-13", "?month=2026-3"] {
+        let (status, _, body) = fetch(&app, &branches(&a.branch_id, query), Some(&admin)).await;
+        assert_problem(status, &body, 400, "invalid_argument", Some("month"));
+    }
+    for path in [
+        histogram("x", "?year=2026"),
+        branches("x", &month),
+        trend("x", "?year=2026"),
+    ] {
+        let (status, _, body) = fetch(&app, &path, Some(&admin)).await;
+        assert_problem(status, &body, 400, "invalid_argument", Some("id"));
+    }
+
+    // The header's names: a member sees their own name, the admin their username.
+    let (status, me) = app
+        .get("/api/v1/me/profile", Some(&a.secretary.token))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(me["name"], "书记");
+    assert_eq!(me["member_id"], a.secretary.id.as_str());
+    let roles = me["roles"].as_array().unwrap();
+    assert!(
+        roles
+            .iter()
+            .any(|r| r["role"] == "secretary" && r["org_name"] == "da 党支部"),
+        "{me}"
+    );
+    let (status, me) = app.get("/api/v1/me/profile", Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(me["name"], "admin");
+    assert_eq!(me["roles"][0]["org_name"], root["name"]);
+    let (status, body) = app.get("/api/v1/me/profile", None).await;
+    assert_problem(status, &body, 401, "unauthenticated", None);
+
+    // Redis is only a cache. The five answers, cached…
+    let paths = [
+        dash(&a.committee_id, &month),
+        trend(&a.committee_id, "?year=2026"),
+        histogram(&a.committee_id, "?year=2026&bins=10"),
+        branches(&a.committee_id, &month),
+        ranking(&a.committee_id, "?year=2026&limit=100"),
+    ];
+    let mut before = Vec::new();
+    for path in &paths {
+        let (status, _, body) = fetch(&app, path, Some(&admin)).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        let (_, cache, again) = fetch(&app, path, Some(&admin)).await;
+        assert_eq!((cache.as_str(), &again), ("hit", &body), "{path}");
+        before.push(body);
+    }
+    // …answer the same with the gateway's Redis unreachable (a miss each time)…
+    proxy.cut();
+    for (path, want) in paths.iter().zip(&before) {
+        let (status, cache, body) = fetch(&app, path, Some(&admin)).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        assert_eq!(cache, "miss", "{path}");
+        assert_eq!(&body, want, "{path}");
+    }
+    // …and scope still holds without the cache.
+    let (status, _, body) = fetch(&app, &paths[0], Some(&b.secretary.token)).await;
+    assert_problem(status, &body, 404, "not_found", Some("org_id"));
+    proxy.restore();
+    // After the test's FLUSHALL (every key of its prefix deleted), the same figures, a miss,
+    // then a hit again.
+    assert!(delete_prefix_keys(&app).await > 0);
+    for (path, want) in paths.iter().zip(&before) {
+        let (status, cache, body) = fetch(&app, path, Some(&admin)).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        assert_eq!(cache, "miss", "{path}");
+        assert_eq!(&body, want, "{path}");
+        let (_, cache, _) = fetch(&app, path, Some(&admin)).await;
+        assert_eq!(cache, "hit", "{path}");
+    }
+
+    // An admin of the committee: the breadcrumb starts at their committee, whoever read first.
+    let mut chief = b.members[1].clone();
+    grant(&app, &mut chief, &a.committee_id, "admin").await;
+    let (status, _, seen) = fetch(&app, &dash(&a.branch_id, &month), Some(&chief.token)).await;
+    assert_eq!(status, StatusCode::OK, "{seen}");
+    assert_eq!(
+        seen["ancestors"],
+        json!([{"org_id": a.committee_id, "name": "da 党委"}])
+    );
+    let (_, _, seen) = fetch(&app, &dash(&a.committee_id, &month), Some(&chief.token)).await;
+    assert_eq!(seen["ancestors"], json!([]));
+    assert_eq!(seen["members"], before[0]["members"]);
+}
+
+fn histogram(org: &str, query: &str) -> String {
+    format!("/api/v1/dashboard/orgs/{org}/histogram{query}")
+}
+
+fn branches(org: &str, query: &str) -> String {
+    format!("/api/v1/dashboard/orgs/{org}/branches{query}")
 }

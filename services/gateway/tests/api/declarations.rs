@@ -1145,4 +1145,38 @@ async fn branch_records_appear_on_the_members_month_count_toward_caps_and_revoke
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // Nobody records or revokes their own points (as nobody reviews their own declaration): the
+    // secretary's own entry is refused and named; a record
+    // of the secretary made by the admin above stays out of the secretary's reach.
+    let (status, body) = record(
+        json!([
+            {"member_id": m.id, "item_code": "O01", "quantity": 1},
+            {"member_id": b.secretary.id, "item_code": "O01", "quantity": 1},
+        ]),
+        s.clone(),
+    )
+    .await;
+    assert_problem(
+        status,
+        &body,
+        403,
+        "permission_denied",
+        Some("entries[1].member_id"),
+    );
+    let (status, own) = record(
+        json!([{"member_id": b.secretary.id, "item_code": "O01", "quantity": 1}]),
+        app.admin_token.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{own}");
+    let own_id = own["records"][0]["id"].as_str().unwrap();
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/branch-records/{own_id}:revoke"),
+            Some(s),
+            &json!({"reason": "x"}),
+        )
+        .await;
+    assert_problem(status, &body, 403, "permission_denied", Some("id"));
 }

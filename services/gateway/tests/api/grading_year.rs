@@ -614,25 +614,37 @@ impl Year<'_> {
         }
     }
 
-    /// The secretary records branch entries of `month`; answers the records.
+    /// The secretary records branch entries of `month`, except their own, which the admin
+    /// above records (nobody records their own points); answers the records.
     async fn record(&mut self, month: &str, entries: &[(Who, &str, i64)]) -> Vec<Value> {
-        let body: Vec<Value> = entries
-            .iter()
-            .map(|(who, item, quantity)| {
-                json!({"member_id": self.id(*who), "item_code": item, "quantity": quantity, "note": format!("{month} {item}")})
-            })
-            .collect();
-        let (status, recorded) = self
-            .app
-            .post(
-                &format!("/api/v1/orgs/{}/branch-records", self.branch),
-                Some(&self.sec),
-                &json!({"month": month, "entries": body}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{month}: {recorded}");
-        let records = recorded["records"].as_array().unwrap().clone();
-        assert_eq!(records.len(), entries.len());
+        let mut records = Vec::new();
+        let (own, others): (Vec<_>, Vec<_>) = entries.iter().partition(|(who, ..)| *who == S);
+        for (batch, token) in [
+            (others, self.sec.clone()),
+            (own, self.app.admin_token.clone()),
+        ] {
+            if batch.is_empty() {
+                continue;
+            }
+            let body: Vec<Value> = batch
+                .iter()
+                .map(|(who, item, quantity)| {
+                    json!({"member_id": self.id(*who), "item_code": item, "quantity": quantity, "note": format!("{month} {item}")})
+                })
+                .collect();
+            let (status, recorded) = self
+                .app
+                .post(
+                    &format!("/api/v1/orgs/{}/branch-records", self.branch),
+                    Some(&token),
+                    &json!({"month": month, "entries": body}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{month}: {recorded}");
+            let batch_records = recorded["records"].as_array().unwrap();
+            assert_eq!(batch_records.len(), batch.len());
+            records.extend(batch_records.iter().cloned());
+        }
         for (who, ..) in entries {
             self.entries[*who as usize] += 1;
         }

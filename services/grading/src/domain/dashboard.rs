@@ -212,7 +212,17 @@ mod tests {
         );
         // One bin cannot be aligned across 0: it starts at the lowest total.
         let (width, bins) = histogram(&[-1, 0], 1);
-        assert_eq!((width, bins[0]), (2, Bin { from: -1, to: 1, count: 2 }));
+        assert_eq!(
+            (width, bins[0]),
+            (
+                2,
+                Bin {
+                    from: -1,
+                    to: 1,
+                    count: 2
+                }
+            )
+        );
         let (width, bins) = histogram(&[], 4);
         assert_eq!(width, 10);
         assert_eq!(

@@ -10,6 +10,7 @@
 //! * [`dashboard`]: the declarations' months and the dashboard's set-based sums over a subtree.
 
 pub mod dashboard;
+pub mod demo;
 pub mod gradings;
 pub mod inputs;
 pub mod projection;

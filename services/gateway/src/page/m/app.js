@@ -1102,7 +1102,9 @@ async function viewRecords(month) {
   }
   const quantity = h("input", { type: "number", inputmode: "numeric", min: "1", step: "1", value: "1", "aria-label": "数量" });
   const note = h("input", { type: "text", maxlength: "200", placeholder: "备注（选填）" });
-  const active = [...names.values()].filter((m) => m.status === "active");
+  // Nobody records their own points (the service refuses it): the secretary's own name is
+  // left off the list, and a note says who records them.
+  const active = [...names.values()].filter((m) => m.status === "active" && m.id !== state.me.member_id);
   const checks = active.map((m) => {
     const c = h("input", { type: "checkbox", value: m.id });
     return { c, row: h("label", { class: "check-row" }, c, h("span", { text: m.name })) };
@@ -1117,6 +1119,9 @@ async function viewRecords(month) {
       for (const x of checks) x.c.checked = !every;
     })),
     h("div", { class: "members" }, checks.map((x) => x.row)),
+    state.me.member_id && names.has(state.me.member_id)
+      ? h("p", { class: "muted", text: "您本人的支部记录由上级党组织登记。" })
+      : null,
     button("登记", "primary wide", async () => {
       const chosen = checks.filter((x) => x.c.checked).map((x) => x.c.value);
       if (!chosen.length) throw new Error("请选择党员");

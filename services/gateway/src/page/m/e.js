@@ -149,6 +149,7 @@ async function call(method, path, body) {
     round_closed: "round_closed",
     member_login_required: "member_login_required",
     not_on_roster: "not_on_roster",
+    masses_code_for_member: "masses_code_for_member",
     invalid_token: "expired",
     invalid_credentials: "bad_login",
   };
@@ -221,6 +222,12 @@ function explain(refusal, during) {
       return {
         title: "不在评议名单中",
         text: "您登录的账号不在这个支部的评议名单中，不能使用这个邀请码。",
+        other: true,
+      };
+    case "masses_code_for_member":
+      return {
+        title: "请使用党员评议码",
+        text: "这是群众评议邀请码。您是本支部党员，请使用党员评议邀请码参加评议（党员评议时不会对自己评分）。",
         other: true,
       };
     case "expired":
