@@ -23,14 +23,14 @@ pub struct GradingBench {
     pub peak_rss_kib: u64,
 }
 
-async fn exec(db: &DatabaseConnection, sql: &str) -> anyhow::Result<()> {
+pub(crate) async fn exec(db: &DatabaseConnection, sql: &str) -> anyhow::Result<()> {
     db.execute_raw(Statement::from_string(DbBackend::Postgres, sql))
         .await?;
     Ok(())
 }
 
 /// `'<prefix>-0000-7000-8000-<i as 12 hex digits>'::uuid` for integer `i` (SQL expression).
-fn uuid_sql(prefix: &str, i: &str) -> String {
+pub(crate) fn uuid_sql(prefix: &str, i: &str) -> String {
     format!("('{prefix}-0000-7000-8000-' || lpad(to_hex({i}), 12, '0'))::uuid")
 }
 

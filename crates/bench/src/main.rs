@@ -18,6 +18,11 @@
 //! * `grading-shards`: the same batch over a city of 300,000 members run as 1, 2 and 4 shard
 //!   processes started together (`--shard i/n`), over one database seeded once and reused: wall
 //!   time, members/s, peak memory per process, CPU of the processes and of PostgreSQL.
+//! * `dashboard`: the city-level dashboard and its trend through the gateway at 64 concurrent clients for a
+//!   fixed duration, cached and uncached, beside the gateway alone (`GET /me`) in the same run
+//!   (goals: cached p99 under 10 ms and at least half the gateway alone's throughput); then
+//!   sequential uncached reads over the 300,000-member city of `grading-shards` (goal: under
+//!   500 ms), beside the service's own statements; peak memory of the gateway and grading.
 //! * `relay`: events per second through the outbox relay (PostgreSQL → RabbitMQ with publisher
 //!   confirms → marked published).
 //!
@@ -25,6 +30,7 @@
 //! process (clients and in-process services), of the PostgreSQL server and of RabbitMQ.
 
 mod cluster;
+mod dashboard;
 mod declarations;
 mod floor;
 mod grading;
@@ -59,9 +65,25 @@ struct Cli {
     /// Shard counts of the grading-shards scenario, each run as that many processes at once.
     #[arg(long, value_delimiter = ',', default_values_t = vec![1u32, 2, 4])]
     shards: Vec<u32>,
-    /// Seed the grading-shards city again even when an earlier run left it in place.
+    /// Seed the 300,000-member city of grading-shards (and dashboard) again even when an earlier
+    /// run left it in place.
     #[arg(long)]
     fresh: bool,
+    /// Concurrent HTTP clients of the dashboard scenario.
+    #[arg(long, default_value_t = 64)]
+    dashboard_clients: usize,
+    /// Seconds each concurrent run of the dashboard scenario lasts.
+    #[arg(long, default_value_t = 10)]
+    dashboard_secs: u64,
+    /// City size (members) of the dashboard scenario's sequential uncached reads.
+    #[arg(long, default_value_t = 300_000)]
+    dashboard_city: u64,
+    /// Sequential uncached dashboard reads over that city.
+    #[arg(long, default_value_t = 7)]
+    dashboard_reads: usize,
+    /// Sequential uncached trend reads over that city.
+    #[arg(long, default_value_t = 3)]
+    dashboard_trend_reads: usize,
     /// Events staged for the relay scenario.
     #[arg(long, default_value_t = 20_000)]
     events: usize,
@@ -76,6 +98,7 @@ enum Scenario {
     Relay,
     Grading,
     GradingShards,
+    Dashboard,
 }
 
 #[tokio::main]
@@ -149,6 +172,18 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
         }
+    }
+    if matches!(cli.scenario, Scenario::All | Scenario::Dashboard) {
+        dashboard::dashboard(&dashboard::Options {
+            clients: cli.dashboard_clients,
+            duration: std::time::Duration::from_secs(cli.dashboard_secs),
+            big_city: cli.dashboard_city,
+            reads: cli.dashboard_reads,
+            trend_reads: cli.dashboard_trend_reads,
+            // In `all`, grading-shards has just seeded the city when asked to.
+            fresh: cli.fresh && cli.scenario == Scenario::Dashboard,
+        })
+        .await?;
     }
     Ok(())
 }

@@ -29,7 +29,7 @@ pub struct ShardRun {
     pub ungraded: i64,
 }
 
-async fn scalar(db: &DatabaseConnection, sql: &str) -> anyhow::Result<i64> {
+pub(crate) async fn scalar(db: &DatabaseConnection, sql: &str) -> anyhow::Result<i64> {
     Ok(db
         .query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
         .await?
@@ -43,8 +43,12 @@ async fn exec(db: &DatabaseConnection, sql: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The city's database, seeded unless an earlier run left it complete.
-async fn city(members: u64, fresh: bool) -> anyhow::Result<(String, String, DatabaseConnection)> {
+/// The city's database, seeded unless an earlier run left it complete (the `dashboard` scenario
+/// reads the same city).
+pub(crate) async fn city(
+    members: u64,
+    fresh: bool,
+) -> anyhow::Result<(String, String, DatabaseConnection)> {
     let server = jifen_testkit::database_server_url();
     let name = format!("jifen_bench_shards_{members}");
     let admin =
