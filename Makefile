@@ -18,10 +18,11 @@ reset:
 ## Every test, against the real local PostgreSQL, RabbitMQ and Redis.
 test: services tools lint k8s-check image-test
 	scripts/dev-services.sh clean-test-dbs
-	$(CARGO) build --workspace --bins
+	# The same targets (so the same features) as image-test's and nextest's builds: one build.
+	$(CARGO) build --workspace --all-targets
 	$(CARGO) nextest run --workspace --all-targets -E 'not ($(DISRUPTIVE))'
 	# Tests that stop a shared server run alone, one at a time, after everything else.
-	$(CARGO) nextest run --workspace --all-targets -E '$(DISRUPTIVE)' --test-threads 1 --no-tests pass
+	$(CARGO) nextest run --workspace --all-targets --profile disruptive -E '$(DISRUPTIVE)' --no-tests pass
 
 lint:
 	$(CARGO) fmt --all -- --check

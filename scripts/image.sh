@@ -138,7 +138,10 @@ check_containerfile() {
 
 cargo_build() {
   local args=(build --locked --workspace --bins)
-  [[ $PROFILE == release ]] && args+=(--release)
+  # The debug image is `make test`'s check of the recipe: its binaries are built with every
+  # target's features, as nextest builds them next, so the dependencies compile once, not twice
+  # (a build of `--bins` alone unifies other features and rebuilds nearly every crate).
+  [[ $PROFILE == release ]] && args+=(--release) || args=(build --locked --workspace --all-targets)
   log "$CARGO ${args[*]}"
   "$CARGO" "${args[@]}"
 }

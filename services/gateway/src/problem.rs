@@ -243,7 +243,11 @@ pub fn http_status(code: Code) -> StatusCode {
         Code::AlreadyExists | Code::Aborted | Code::FailedPrecondition => StatusCode::CONFLICT,
         Code::OutOfRange => StatusCode::UNPROCESSABLE_ENTITY,
         Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
-        Code::Unavailable | Code::DeadlineExceeded => StatusCode::SERVICE_UNAVAILABLE,
+        // CANCELLED is what tonic's client gives when the channel's own timeout expires
+        // (`tonic::TimeoutExpired`): the service did not answer in time, as for DEADLINE_EXCEEDED.
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -262,6 +266,7 @@ fn grpc_code_name(code: Code) -> &'static str {
         Code::ResourceExhausted => "resource_exhausted",
         Code::Unavailable => "unavailable",
         Code::DeadlineExceeded => "deadline_exceeded",
+        Code::Cancelled => "cancelled",
         _ => "internal",
     }
 }
@@ -355,6 +360,7 @@ mod tests {
             (Code::ResourceExhausted, 429),
             (Code::Unavailable, 503),
             (Code::DeadlineExceeded, 503),
+            (Code::Cancelled, 503),
             (Code::Internal, 500),
             (Code::Unknown, 500),
             (Code::DataLoss, 500),
@@ -412,6 +418,17 @@ mod tests {
         let p = Problem::from(tonic::Status::unavailable("tcp connect error 10.0.0.3"));
         assert_eq!(p.status.as_u16(), 503);
         assert!(!p.detail.contains("10.0.0.3"));
+    }
+
+    #[test]
+    fn a_service_that_does_not_answer_in_time_is_unavailable_not_an_internal_error() {
+        // Exactly what tonic's client makes of its channel timeout (clients.rs: 15 s).
+        let status = tonic::Status::from_error(Box::new(tonic::TimeoutExpired(())));
+        let p = Problem::from(status);
+        assert_eq!(
+            (p.status.as_u16(), p.code.as_str(), p.detail.as_str()),
+            (503, "cancelled", "a dependency is unavailable; retry later")
+        );
     }
 
     #[test]

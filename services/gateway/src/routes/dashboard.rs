@@ -514,18 +514,19 @@ pub const MAX_LIMIT: i32 = 100;
 /// The optional `?limit=` (the last one wins): 1 to [`MAX_LIMIT`], default [`DEFAULT_LIMIT`],
 /// else 400 naming `limit`.
 pub(crate) fn limit_query(uri: &Uri) -> Result<i32, Problem> {
-    match query_pairs(uri)?
-        .into_iter()
-        .rev()
-        .find(|(k, _)| k == "limit")
-    {
-        None => Ok(DEFAULT_LIMIT),
+    bounded_int_query(uri, "limit", DEFAULT_LIMIT, MAX_LIMIT)
+}
+
+/// The last `name` of the query as an integer from 1 to `max`; `default` when absent.
+fn bounded_int_query(uri: &Uri, name: &str, default: i32, max: i32) -> Result<i32, Problem> {
+    match query_pairs(uri)?.into_iter().rev().find(|(k, _)| k == name) {
+        None => Ok(default),
         Some((_, v)) => v
             .parse::<i32>()
             .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .filter(|n| (1..=max).contains(n))
             .ok_or_else(|| {
-                Problem::invalid_field("limit", format!("must be an integer from 1 to {MAX_LIMIT}"))
+                Problem::invalid_field(name, format!("must be an integer from 1 to {max}"))
             }),
     }
 }
@@ -641,20 +642,7 @@ pub const MAX_BINS: i32 = 50;
 /// The optional `?bins=` (the last one wins): 1 to [`MAX_BINS`], default [`DEFAULT_BINS`],
 /// else 400 naming `bins`.
 pub(crate) fn bins_query(uri: &Uri) -> Result<i32, Problem> {
-    match query_pairs(uri)?
-        .into_iter()
-        .rev()
-        .find(|(k, _)| k == "bins")
-    {
-        None => Ok(DEFAULT_BINS),
-        Some((_, v)) => v
-            .parse::<i32>()
-            .ok()
-            .filter(|n| (1..=MAX_BINS).contains(n))
-            .ok_or_else(|| {
-                Problem::invalid_field("bins", format!("must be an integer from 1 to {MAX_BINS}"))
-            }),
-    }
+    bounded_int_query(uri, "bins", DEFAULT_BINS, MAX_BINS)
 }
 
 /// The distribution of the year's ledger totals (every cap applied, as the ranking and
