@@ -5,20 +5,27 @@
 //!
 //! Everything goes through this service's own use cases with the acting person's principal: the
 //! secretary opens, invites and closes; a masses code is redeemed by the seeding as the gateway
-//! redeems it (a service identity) and a member code with the member's own principal; each ballot
-//! is cast with the evaluator principal the gateway would sign for the redemption.
+//! redeems it (a service identity) and a member code with the member's own principal; the
+//! round's ballots are cast with the evaluator principals the gateway would sign for the
+//! redemptions, in one transaction ([`Evaluations::cast_batch`]: each ballot under the rules of
+//! a single one). Each quarter prints the time of each step, summed over the rounds seeded at
+//! the same time.
 //!
 //! Idempotent by its marker (`demo_seed` row of [`version`]) and by the rounds themselves: a
 //! closed round of the quarter is left alone; an open one (an interrupted run) gets codes for the
 //! ballots it still lacks (the plan's ballots in order, from the count it holds), then closes.
+//! A round's ballots are all cast or none, so a round interrupted anywhere holds either none
+//! of the plan's ballots or all of them.
 
-use crate::domain::{Code, EvaluatorKind, InvitationCount, Quarter, Rating};
-use crate::usecases::{AppError, Evaluations};
+use crate::crypto::EVALUATOR_SUBJECT_PREFIX;
+use crate::domain::{Code, EvaluatorKind, InvitationCount, Quarter, Rating, RoundStatus};
+use crate::usecases::{AppError, BatchBallot, BatchError, Evaluations};
 use anyhow::Context as _;
 use futures::StreamExt as _;
-use jifen_demo::{BallotKind, Manifest, Plan};
+use jifen_demo::{BallotKind, BranchRef, Manifest, Plan};
 use jifen_platform::auth::{Principal, RoleClaim, RoleName};
 use secrecy::ExposeSecret as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -38,6 +45,14 @@ fn app_err(e: AppError) -> anyhow::Error {
         ),
         other => anyhow::anyhow!("{other}"),
     }
+}
+
+fn batch_err(e: BatchError) -> anyhow::Error {
+    let place = match e.index {
+        Some(i) => format!("request {i} of the batch"),
+        None => "the batch".to_owned(),
+    };
+    app_err(e.error).context(place)
 }
 
 /// Seeds the rounds of every ended quarter, printing progress per quarter.
@@ -97,16 +112,37 @@ pub async fn seed_history(
         .map_err(|e| anyhow::anyhow!("JIFEN_EVALUATIONS_CODE_KEY: {e}"))?;
     let app = Evaluations::new(db.clone(), hasher);
     let plan = Plan::new(seed, manifest.shape, today);
+    // The rounds every branch has already (an interrupted run), one listing per branch.
+    let listed: Vec<anyhow::Result<Vec<(Quarter, Existing)>>> =
+        futures::stream::iter(manifest.branches())
+            .map(|branch| {
+                let (app, manifest) = (&app, &manifest);
+                async move { existing_rounds(app, manifest, branch).await }
+            })
+            .buffered(concurrency)
+            .collect()
+            .await;
+    let existing: Vec<Vec<(Quarter, Existing)>> = listed.into_iter().collect::<Result<_, _>>()?;
+    println!(
+        "  replica ready, {} rounds listed — {:.1}s",
+        existing.iter().map(Vec::len).sum::<usize>(),
+        started.elapsed().as_secs_f64()
+    );
     let mut total_ballots = 0;
     for (year, q) in plan.ended_quarters() {
         let quarter_started = Instant::now();
         let quarter = Quarter::parse(&format!("{year}-Q{q}"))
             .map_err(|e| anyhow::anyhow!("quarter {year}-Q{q}: {e}"))?;
+        let steps = Steps::default();
         let results: Vec<anyhow::Result<(usize, usize)>> =
             futures::stream::iter(0..manifest.branches().len())
                 .map(|gb| {
-                    let (app, manifest, plan) = (&app, &manifest, &plan);
-                    async move { seed_round(app, manifest, plan, gb, quarter, year, q).await }
+                    let (app, manifest, plan, steps) = (&app, &manifest, &plan, &steps);
+                    let round = existing[gb]
+                        .iter()
+                        .find(|(rq, _)| *rq == quarter)
+                        .map(|(_, r)| *r);
+                    async move { seed_round(app, manifest, plan, gb, quarter, round, steps).await }
                 })
                 .buffer_unordered(concurrency)
                 .collect()
@@ -124,9 +160,10 @@ pub async fn seed_history(
         }
         jifen_demo::marker::save(&db, &version, &state, false).await?;
         println!(
-            "  {quarter}: {rounds} rounds closed, {ballots} ballots — {:.1}s (total {:.1}s)",
+            "  {quarter}: {rounds} rounds closed, {ballots} ballots — {:.1}s (total {:.1}s); {}",
             quarter_started.elapsed().as_secs_f64(),
-            started.elapsed().as_secs_f64()
+            started.elapsed().as_secs_f64(),
+            steps.line()
         );
     }
     jifen_demo::marker::save(&db, &version, &state, true).await?;
@@ -139,33 +176,69 @@ pub async fn seed_history(
     Ok(())
 }
 
-/// Branch `gb`'s round of the quarter: opened (unless it exists), its missing ballots cast, and
-/// closed. Answers (rounds closed, ballots cast) by this call.
+/// Time spent in each step, summed over the rounds seeded at the same time.
+#[derive(Default)]
+struct Steps {
+    open: AtomicU64,
+    issue: AtomicU64,
+    redeem: AtomicU64,
+    cast: AtomicU64,
+    close: AtomicU64,
+}
+
+impl Steps {
+    fn add(&self, step: &AtomicU64, since: Instant) {
+        let micros = u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX);
+        step.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    fn line(&self) -> String {
+        let s = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64 / 1e6;
+        format!(
+            "steps: open {:.1}s, issue {:.1}s, redeem {:.1}s, cast {:.1}s, close {:.1}s",
+            s(&self.open),
+            s(&self.issue),
+            s(&self.redeem),
+            s(&self.cast),
+            s(&self.close)
+        )
+    }
+}
+
+/// A round of the quarter that exists already: its id, whether it is closed, its ballots.
+#[derive(Debug, Clone, Copy)]
+struct Existing {
+    id: Uuid,
+    closed: bool,
+    ballots: usize,
+}
+
+/// Branch `gb`'s round of the quarter: opened (unless `existing`), its missing ballots cast (in
+/// one batch), and closed. Answers (rounds closed, ballots cast) by this call.
+#[allow(clippy::too_many_arguments)]
 async fn seed_round(
     app: &Evaluations,
     manifest: &Manifest,
     plan: &Plan,
     gb: usize,
     quarter: Quarter,
-    year: i32,
-    q: u32,
+    existing: Option<Existing>,
+    steps: &Steps,
 ) -> anyhow::Result<(usize, usize)> {
+    let (year, q) = (quarter.year(), u32::from(quarter.number()));
     let branch = manifest.branches()[gb];
     let secretary = manifest.secretary_principal(branch);
-    let (rounds, _) = app
-        .list_rounds(&secretary, branch.org.id, 20, None)
-        .await
-        .map_err(app_err)?;
-    let existing = rounds.into_iter().find(|r| r.round.quarter == quarter);
     let (round_id, cast_before) = match existing {
-        Some(r) if r.round.status == crate::domain::RoundStatus::Closed => return Ok((0, 0)),
-        Some(r) => (r.round.id, usize::try_from(r.ballots).unwrap_or(0)),
+        Some(r) if r.closed => return Ok((0, 0)),
+        Some(r) => (r.id, r.ballots),
         None => {
+            let t = Instant::now();
             let view = app
                 .open_round(&secretary, branch.org.id, quarter, None)
                 .await
                 .map_err(app_err)
                 .with_context(|| format!("branch {gb} opening {quarter}"))?;
+            steps.add(&steps.open, t);
             (view.round.id, 0)
         }
     };
@@ -179,8 +252,10 @@ async fn seed_round(
         .filter(|b| b.kind == BallotKind::Masses)
         .count();
     let members = ballots.len() - masses;
+    let t = Instant::now();
     let mut masses_codes = issue(app, &secretary, round_id, masses, EvaluatorKind::Masses).await?;
     let mut member_codes = issue(app, &secretary, round_id, members, EvaluatorKind::Member).await?;
+    steps.add(&steps.issue, t);
     let gateway = Principal {
         subject: "system:seed-demo-history".into(),
         username: None,
@@ -192,7 +267,9 @@ async fn seed_round(
         }],
         round_id: None,
     };
-    let mut cast = 0;
+    let t = Instant::now();
+    let mut requests = Vec::with_capacity(ballots.len());
+    let mut ratings_of = Vec::with_capacity(ballots.len());
     for ballot in &ballots {
         let (code, redeemer) = match ballot.kind {
             BallotKind::Masses => (masses_codes.pop(), Some(gateway.clone())),
@@ -200,22 +277,6 @@ async fn seed_round(
         };
         let (Some(code), Some(redeemer)) = (code, redeemer) else {
             continue;
-        };
-        let redeemed = app
-            .redeem(&redeemer, &code)
-            .await
-            .map_err(app_err)
-            .with_context(|| format!("branch {gb} {quarter}: redeeming a code"))?;
-        let evaluator = Principal {
-            subject: format!("evaluator:{}", redeemed.ticket),
-            username: None,
-            member_id: None,
-            roles: vec![RoleClaim {
-                role: RoleName::Evaluator,
-                org_id: redeemed.org_id,
-                org_path: redeemed.org_path.clone(),
-            }],
-            round_id: Some(redeemed.round_id),
         };
         let ratings: Vec<(Uuid, Rating)> = ballot
             .ratings
@@ -227,17 +288,86 @@ async fn seed_round(
                     .map_err(|e| anyhow::anyhow!("rating {}: {e}", r.as_str()))
             })
             .collect::<anyhow::Result<_>>()?;
-        app.cast(&evaluator, round_id, &ratings)
+        requests.push((redeemer, code));
+        ratings_of.push(ratings);
+    }
+    let redeemed = app
+        .redeem_batch(&requests)
+        .await
+        .map_err(batch_err)
+        .with_context(|| format!("branch {gb} {quarter}: redeeming the codes"))?;
+    let batch: Vec<BatchBallot> = redeemed
+        .into_iter()
+        .zip(ratings_of)
+        .map(|(redeemed, ratings)| BatchBallot {
+            // The principal the gateway signs for the redemption.
+            evaluator: Principal {
+                subject: format!("{EVALUATOR_SUBJECT_PREFIX}{}", redeemed.ticket),
+                username: None,
+                member_id: None,
+                roles: vec![RoleClaim {
+                    role: RoleName::Evaluator,
+                    org_id: redeemed.org_id,
+                    org_path: redeemed.org_path.clone(),
+                }],
+                round_id: Some(redeemed.round_id),
+            },
+            ratings,
+        })
+        .collect();
+    steps.add(&steps.redeem, t);
+    if batch.is_empty() {
+        app.close_round(&secretary, round_id)
             .await
             .map_err(app_err)
-            .with_context(|| format!("branch {gb} {quarter}: casting a ballot"))?;
-        cast += 1;
+            .with_context(|| format!("branch {gb} closing {quarter}"))?;
+        return Ok((1, 0));
     }
+    let t = Instant::now();
+    let cast = app
+        .cast_batch(round_id, &batch)
+        .await
+        .map_err(batch_err)
+        .with_context(|| format!("branch {gb} {quarter}: casting the ballots"))?;
+    steps.add(&steps.cast, t);
+    let t = Instant::now();
     app.close_round(&secretary, round_id)
         .await
         .map_err(app_err)
         .with_context(|| format!("branch {gb} closing {quarter}"))?;
+    steps.add(&steps.close, t);
     Ok((1, cast))
+}
+
+/// The rounds branch `branch` has, by quarter, as its secretary lists them.
+async fn existing_rounds(
+    app: &Evaluations,
+    manifest: &Manifest,
+    branch: &BranchRef,
+) -> anyhow::Result<Vec<(Quarter, Existing)>> {
+    let secretary = manifest.secretary_principal(branch);
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let (views, next) = app
+            .list_rounds(&secretary, branch.org.id, 50, after)
+            .await
+            .map_err(app_err)?;
+        out.extend(views.into_iter().map(|v| {
+            (
+                v.round.quarter,
+                Existing {
+                    id: v.round.id,
+                    closed: v.round.status == RoundStatus::Closed,
+                    ballots: usize::try_from(v.ballots).unwrap_or(0),
+                },
+            )
+        }));
+        match next {
+            Some(n) => after = Some(n),
+            None => return Ok(out),
+        }
+    }
 }
 
 /// `count` codes of `kind` (none when `count` is 0).

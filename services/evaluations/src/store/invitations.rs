@@ -61,11 +61,17 @@ pub async fn insert_batch(
         ))
         .await?;
     }
-    conn.execute_raw(stmt(
-        "INSERT INTO unused_codes (code_hash) SELECT code_hash FROM invitations WHERE batch_id = $1",
-        [batch_id.into()],
-    ))
-    .await?;
+    // From the hashes themselves: `invitations` has no index on `batch_id`.
+    for chunk in hashes.chunks(30_000) {
+        conn.execute_raw(stmt(
+            format!(
+                "INSERT INTO unused_codes (code_hash) VALUES {}",
+                placeholders(chunk.len(), 1, 1)
+            ),
+            chunk.iter().map(|h| Value::from(h.clone())),
+        ))
+        .await?;
+    }
     Ok(())
 }
 
@@ -81,6 +87,77 @@ pub async fn find(
     ))
     .one(conn)
     .await
+}
+
+/// The invitations of `code_hashes` that exist, each with its hash.
+pub async fn find_many(
+    conn: &impl ConnectionTrait,
+    code_hashes: &[&[u8]],
+) -> Result<Vec<(Vec<u8>, InvitationRow)>, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        code_hash: Vec<u8>,
+        round_id: Uuid,
+        evaluator_kind: String,
+        unused: bool,
+    }
+    let mut out = Vec::with_capacity(code_hashes.len());
+    for chunk in code_hashes.chunks(10_000) {
+        let rows = Row::find_by_statement(stmt(
+            format!(
+                "SELECT i.code_hash, i.round_id, i.evaluator_kind, \
+                        EXISTS (SELECT 1 FROM unused_codes u WHERE u.code_hash = i.code_hash) AS unused \
+                 FROM invitations i WHERE i.code_hash IN {}",
+                in_list(chunk.len())
+            ),
+            chunk.iter().map(|h| Value::from(h.to_vec())),
+        ))
+        .all(conn)
+        .await?;
+        out.extend(rows.into_iter().map(|r| {
+            (
+                r.code_hash,
+                InvitationRow {
+                    round_id: r.round_id,
+                    evaluator_kind: r.evaluator_kind,
+                    unused: r.unused,
+                },
+            )
+        }));
+    }
+    Ok(out)
+}
+
+/// `($1, $2, …, $n)`.
+fn in_list(n: usize) -> String {
+    let items: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
+    format!("({})", items.join(", "))
+}
+
+/// Spends the codes of `code_hashes` that are unused: answers the hashes spent, each once
+/// (of any number of concurrent callers, exactly one spends a given code).
+pub async fn spend_many(
+    conn: &impl ConnectionTrait,
+    code_hashes: &[&[u8]],
+) -> Result<Vec<Vec<u8>>, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Spent {
+        code_hash: Vec<u8>,
+    }
+    let mut out = Vec::with_capacity(code_hashes.len());
+    for chunk in code_hashes.chunks(10_000) {
+        let rows = Spent::find_by_statement(stmt(
+            format!(
+                "DELETE FROM unused_codes WHERE code_hash IN {} RETURNING code_hash",
+                in_list(chunk.len())
+            ),
+            chunk.iter().map(|h| Value::from(h.to_vec())),
+        ))
+        .all(conn)
+        .await?;
+        out.extend(rows.into_iter().map(|r| r.code_hash));
+    }
+    Ok(out)
 }
 
 /// Spends the code: `true` for exactly one of any number of concurrent callers.

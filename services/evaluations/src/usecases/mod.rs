@@ -10,7 +10,7 @@ mod rounds;
 mod voting;
 
 pub use rounds::{ResultView, RoundView};
-pub use voting::{BallotView, Redemption};
+pub use voting::{BallotView, BatchBallot, BatchError, Redemption};
 
 use crate::crypto::CodeHasher;
 use crate::domain::authz::Decision;

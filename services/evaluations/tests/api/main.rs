@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod anonymity;
+mod batch;
 mod helpers;
 mod rounds;
 mod standards;
