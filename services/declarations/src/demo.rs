@@ -7,9 +7,12 @@
 //! Everything goes through this service's own use cases with the acting person's principal (the
 //! member declares, the secretary reviews and records, the root admin reviews the secretaries'
 //! own declarations and publishes the standard), so every change has its version, transition,
-//! audit row and outbox event. The use cases run on a manual clock set to the instant each step
-//! happened in the history (a month's declarations on its 20th, reviews on its 28th, …), never
-//! later than now, so periods, deadlines and reopenings are checked as they were.
+//! audit row and outbox event. A branch's members declare a month through the batch use case
+//! ([`Declarations::declare_batch`]: the same checks and rows as saving and submitting one by
+//! one, in one transaction a branch); corrections of returned declarations go one by one. The
+//! use cases run on a manual clock set to the instant each step happened in the history (a
+//! month's declarations on its 20th, reviews on its 28th, …), never later than now, so periods,
+//! deadlines and reopenings are checked as they were.
 //!
 //! Idempotent by its marker (`demo_seed` row of [`version`]): a complete marker means nothing to
 //! do; months are marked done one by one, and a month redone after an interruption reads each
@@ -17,7 +20,7 @@
 //! not recorded again), so no point is ever counted twice.
 
 use crate::domain::{Adjustment, Decision, LineInput, Month, Status};
-use crate::usecases::{AppError, Declarations, EvidenceStore, NewEntry};
+use crate::usecases::{AppError, BatchEntry, Declarations, EvidenceStore, NewEntry};
 use anyhow::Context as _;
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::StreamExt as _;
@@ -431,14 +434,16 @@ fn inputs(ctx: &Ctx, gb: usize, i: usize, month: YearMonth) -> Vec<LineInput> {
         .collect()
 }
 
-/// The branch's members declare `month` (the late ones only when `late`): save and submit, for
-/// each whose declaration is not handed in yet.
+/// The branch's members declare `month` (the late ones only when `late`): saved and submitted
+/// together in one transaction ([`Declarations::declare_batch`], each with the member's own
+/// principal), for each whose declaration is not handed in yet. The batch is all or nothing, so
+/// a month redone after an interruption finds either all of them handed in or none.
 async fn declare(ctx: &Ctx, gb: usize, month: YearMonth, late: bool) -> anyhow::Result<Counts> {
     let branch = ctx.manifest.branches()[gb];
     let m = month_of(month)?;
     let states =
         crate::store::demo::month_states(ctx.app.db(), &ids_of(branch), &month.to_string()).await?;
-    let mut counts = Counts::default();
+    let mut entries = Vec::new();
     for (i, member) in branch.members.iter().enumerate() {
         let Some(plan) = ctx.plan.declaration(gb, i, month) else {
             continue;
@@ -453,20 +458,23 @@ async fn declare(ctx: &Ctx, gb: usize, month: YearMonth, late: bool) -> anyhow::
         if !matches!(status, None | Some("draft")) {
             continue;
         }
-        let view = ctx
+        entries.push(BatchEntry {
+            actor: principal,
+            member_id: member.id,
+            lines: inputs(ctx, gb, i, month),
+        });
+    }
+    let mut counts = Counts::default();
+    // A batch takes at most 500 entries (a branch has far fewer members).
+    for batch in entries.chunks(500) {
+        let views = ctx
             .app
-            .save_declaration(&principal, member.id, m, &inputs(ctx, gb, i, month))
+            .declare_batch(branch.org.id, m, batch)
             .await
-            .map_err(app_err)
-            .with_context(|| format!("demo{:04} saving {month}", member.n))?;
-        let id = view.id.context("a saved declaration has an id")?;
-        ctx.app
-            .submit(&principal, id)
-            .await
-            .map_err(app_err)
-            .with_context(|| format!("demo{:04} submitting {month}", member.n))?;
-        counts.declared += 1;
-        counts.late += usize::from(late);
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .with_context(|| format!("branch {gb} declaring {month}"))?;
+        counts.declared += views.len();
+        counts.late += if late { views.len() } else { 0 };
     }
     Ok(counts)
 }

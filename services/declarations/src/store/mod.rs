@@ -331,6 +331,102 @@ pub async fn submit_context(
     }))
 }
 
+/// What saving and then submitting one member's month needs in a batch: the [`SaveContext`]
+/// (its `uploaded` holds every evidence reference of the batch that was uploaded), and the unit
+/// type of the organization the declaration belongs to once saved (an existing declaration keeps
+/// the organization it was created under; submitting reads that one's unit type).
+pub struct BatchContext {
+    pub save: SaveContext,
+    pub declaration_unit_type: String,
+}
+
+/// [`save_context`] for many members of one month, in one round trip without locks (plus one
+/// for the evidence references when there are any): member → context. Members the replica does
+/// not hold are missing from the answer.
+pub async fn batch_contexts(
+    conn: &impl ConnectionTrait,
+    member_ids: &[Uuid],
+    year: i32,
+    month: &str,
+    evidence: &[String],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<HashMap<Uuid, BatchContext>, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        id: Uuid,
+        org_id: Uuid,
+        org_path: String,
+        name: String,
+        category: String,
+        status: String,
+        version: i64,
+        declaration_unit_type: Option<String>,
+    }
+    let sql = format!(
+        "SELECT m.id, m.org_id, m.org_path, m.name, m.category, m.status, m.version,
+                to_jsonb(d) AS existing,
+                (SELECT unit_type FROM org_replica WHERE id = coalesce(d.org_id, m.org_id))
+                    AS declaration_unit_type,
+                {}
+         FROM member_replica m LEFT JOIN declarations d ON d.member_id = m.id AND d.month = $3
+         WHERE m.id = ANY($1)",
+        context_columns(
+            "m.id",
+            "$3",
+            "$2",
+            "m.org_id",
+            "coalesce(d.org_path, m.org_path)",
+            "$4"
+        )
+    );
+    let rows = conn
+        .query_all_raw(stmt(
+            &sql,
+            [
+                member_ids.to_vec().into(),
+                year.into(),
+                month.into(),
+                now.into(),
+            ],
+        ))
+        .await?;
+    let uploaded = known_evidence(conn, evidence).await?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for raw in rows {
+        let m = Row::from_query_result(&raw, "")?;
+        let c = ContextRow::from_query_result(&raw, "")?;
+        out.insert(
+            m.id,
+            BatchContext {
+                save: SaveContext {
+                    member: member_replica::Model {
+                        id: m.id,
+                        org_id: m.org_id,
+                        org_path: m.org_path,
+                        name: m.name,
+                        category: m.category,
+                        status: m.status,
+                        version: m.version,
+                    },
+                    unit_type: c.unit_type.unwrap_or_else(|| "other".to_owned()),
+                    standard_version: c.standard_version.unwrap_or(0),
+                    records: from_json("branch records", c.records)?,
+                    existing: c
+                        .existing
+                        .map(|d| from_json("declaration", d))
+                        .transpose()?,
+                    reopened_until: c.reopened_until,
+                    uploaded: uploaded.clone(),
+                },
+                declaration_unit_type: m
+                    .declaration_unit_type
+                    .unwrap_or_else(|| "other".to_owned()),
+            },
+        );
+    }
+    Ok(out)
+}
+
 /// The guards of [`write_guarded`], from the caller's unlocked read.
 pub struct WriteGuards<'a> {
     /// The version the caller read (0: the declaration is new).
@@ -355,18 +451,25 @@ pub enum WriteOutcome {
     RecordsChanged,
 }
 
-/// Writes a declaration's new version with `declaration_write` (one round trip, one implicit
-/// transaction): guards, row, snapshot, transition and event, or nothing.
-pub async fn write_guarded(
-    conn: &impl ConnectionTrait,
-    r: &declaration::Model,
-    guards: WriteGuards<'_>,
-    snapshot: serde_json::Value,
-    transition: Option<NewTransition<'_>>,
-    event: Option<&jifen_eventbus::StagedEvent>,
-) -> Result<WriteOutcome, DbErr> {
-    let t = transition.as_ref();
-    let mut values: Vec<Value> = vec![
+/// One call of `declaration_write`: a declaration's new version with its guards, snapshot,
+/// transition (when there is one) and event (when there is one).
+pub struct GuardedWrite<'a> {
+    pub row: &'a declaration::Model,
+    pub guards: WriteGuards<'a>,
+    pub snapshot: serde_json::Value,
+    pub transition: Option<NewTransition<'a>>,
+    pub event: Option<&'a jifen_eventbus::StagedEvent>,
+}
+
+/// Arguments of `declaration_write` in one call.
+const WRITE_ARGUMENTS: usize = 36;
+
+/// The [`WRITE_ARGUMENTS`] arguments of `declaration_write` for `w`, in its parameter order.
+fn write_arguments(w: GuardedWrite<'_>) -> Vec<Value> {
+    let r = w.row;
+    let t = w.transition.as_ref();
+    let mut values: Vec<Value> = Vec::with_capacity(WRITE_ARGUMENTS);
+    values.extend([
         r.id.into(),
         r.member_id.into(),
         r.month.clone().into(),
@@ -384,26 +487,26 @@ pub async fn write_guarded(
         r.version.into(),
         r.created_at.into(),
         r.updated_at.into(),
-        guards.expected.into(),
-        snapshot.into(),
-        guards
+        w.guards.expected.into(),
+        w.snapshot.into(),
+        w.guards
             .standard_version
             .map(|_| YEAR_LOCK_BASE + i64::from(r.year))
             .into(),
-        guards.standard_version.into(),
-        guards
+        w.guards.standard_version.into(),
+        w.guards
             .records
             .map(|_| member_month_key(r.member_id, &r.month))
             .into(),
-        guards.records.map(<[Uuid]>::to_vec).into(),
+        w.guards.records.map(<[Uuid]>::to_vec).into(),
         t.is_some().into(),
         t.map(|t| t.actor_id.to_owned()).into(),
         t.map(|t| t.actor_name.to_owned()).into(),
         t.map(|t| t.from_status.to_owned()).into(),
         t.map(|t| t.to_status.to_owned()).into(),
         t.map(|t| t.reason.to_owned()).into(),
-    ];
-    match event {
+    ]);
+    match w.event {
         Some(e) => values.extend(e.arguments()),
         None => values.extend([
             Option::<Uuid>::None.into(),
@@ -415,25 +518,95 @@ pub async fn write_guarded(
             Option::<String>::None.into(),
         ]),
     }
-    let placeholders = (1..=values.len())
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let outcome: String = conn
-        .query_one_raw(stmt(
-            &format!("SELECT declaration_write({placeholders})"),
-            values,
-        ))
-        .await?
-        .ok_or_else(|| DbErr::Custom("declaration_write returned no row".into()))?
-        .try_get_by_index(0)?;
-    match outcome.as_str() {
+    values
+}
+
+fn parse_outcome(outcome: &str) -> Result<WriteOutcome, DbErr> {
+    match outcome {
         "written" => Ok(WriteOutcome::Written),
         "changed" => Ok(WriteOutcome::Changed),
         "standard_changed" => Ok(WriteOutcome::StandardChanged),
         "records_changed" => Ok(WriteOutcome::RecordsChanged),
         other => Err(DbErr::Custom(format!("declaration_write returned {other}"))),
     }
+}
+
+/// `declaration_write($k, …)` for the `calls` calls starting at parameter `$1`, comma-separated.
+fn write_calls(calls: usize) -> String {
+    (0..calls)
+        .map(|c| {
+            let params = (1..=WRITE_ARGUMENTS)
+                .map(|i| format!("${}", c * WRITE_ARGUMENTS + i))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("declaration_write({params})")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Writes a declaration's new version with `declaration_write` (one round trip, one implicit
+/// transaction): guards, row, snapshot, transition and event, or nothing.
+pub async fn write_guarded(
+    conn: &impl ConnectionTrait,
+    r: &declaration::Model,
+    guards: WriteGuards<'_>,
+    snapshot: serde_json::Value,
+    transition: Option<NewTransition<'_>>,
+    event: Option<&jifen_eventbus::StagedEvent>,
+) -> Result<WriteOutcome, DbErr> {
+    let values = write_arguments(GuardedWrite {
+        row: r,
+        guards,
+        snapshot,
+        transition,
+        event,
+    });
+    let outcome: String = conn
+        .query_one_raw(stmt(&format!("SELECT {}", write_calls(1)), values))
+        .await?
+        .ok_or_else(|| DbErr::Custom("declaration_write returned no row".into()))?
+        .try_get_by_index(0)?;
+    parse_outcome(&outcome)
+}
+
+/// Most `declaration_write` calls in one statement (PostgreSQL takes at most 65,535 parameters).
+const WRITES_PER_STATEMENT: usize = 1000;
+
+/// [`write_guarded`] for many declarations, in order, with one statement per
+/// [`WRITES_PER_STATEMENT`] (`SELECT ARRAY[declaration_write(…), …]`: an array's elements are
+/// evaluated in order, and each call sees what the calls before it wrote). The caller runs it in
+/// its transaction and rolls back unless every outcome is [`WriteOutcome::Written`]: a call
+/// refused by its guard does not stop the calls after it.
+pub async fn write_guarded_many(
+    conn: &impl ConnectionTrait,
+    writes: Vec<GuardedWrite<'_>>,
+) -> Result<Vec<WriteOutcome>, DbErr> {
+    let mut outcomes = Vec::with_capacity(writes.len());
+    let mut writes = writes.into_iter().peekable();
+    while writes.peek().is_some() {
+        let chunk: Vec<GuardedWrite<'_>> = writes.by_ref().take(WRITES_PER_STATEMENT).collect();
+        let calls = chunk.len();
+        let values: Vec<Value> = chunk.into_iter().flat_map(write_arguments).collect();
+        let answered: Vec<String> = conn
+            .query_one_raw(stmt(
+                &format!("SELECT ARRAY[{}] AS outcomes", write_calls(calls)),
+                values,
+            ))
+            .await?
+            .ok_or_else(|| DbErr::Custom("declaration_write returned no row".into()))?
+            .try_get_by_index(0)?;
+        if answered.len() != calls {
+            return Err(DbErr::Custom(format!(
+                "declaration_write answered {} of {calls} calls",
+                answered.len()
+            )));
+        }
+        for outcome in &answered {
+            outcomes.push(parse_outcome(outcome)?);
+        }
+    }
+    Ok(outcomes)
 }
 
 pub async fn find_members(
@@ -485,6 +658,26 @@ pub async fn find_declaration_for_update(
         .lock_exclusive()
         .one(conn)
         .await
+}
+
+/// The declarations among `ids`, locked until the end of the caller's transaction (in id
+/// order, so two batches over the same rows cannot deadlock), by id.
+pub async fn find_declarations_for_update(
+    conn: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, declaration::Model>, DbErr> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(declaration::Entity::find()
+        .filter(declaration::Column::Id.is_in(ids.iter().copied()))
+        .order_by_asc(declaration::Column::Id)
+        .lock_exclusive()
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r))
+        .collect())
 }
 
 /// A member's declaration of a month.
@@ -887,18 +1080,58 @@ pub async fn audit(
     Ok(())
 }
 
-/// Serializes changes to one member's month (branch recordings passing a cap) until the end of
-/// the transaction.
-pub async fn lock_member_month(
+/// Serializes changes to each of `member_ids`' month (branch recordings passing a cap; a
+/// submission takes the same lock in `declaration_write`) until the end of the transaction. The
+/// locks are taken in the order of `member_ids` (the caller sorts them, so two lockers of
+/// overlapping sets cannot deadlock), in one round trip.
+pub async fn lock_member_months(
     conn: &impl ConnectionTrait,
-    member_id: Uuid,
+    member_ids: &[Uuid],
     month: &str,
 ) -> Result<(), DbErr> {
+    if member_ids.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<String> = member_ids
+        .iter()
+        .map(|id| member_month_key(*id, month))
+        .collect();
+    // A set-returning function in FROM yields its rows in order, and the select list is
+    // evaluated row by row as they come: the locks are taken in the order of `keys`.
     conn.execute_raw(stmt(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-        [member_month_key(member_id, month).into()],
+        "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k",
+        [keys.into()],
     ))
     .await?;
+    Ok(())
+}
+
+/// Most events staged by one statement of [`stage_many`] (PostgreSQL takes at most 65,535
+/// parameters, seven an event).
+const EVENTS_PER_STATEMENT: usize = 5000;
+
+/// Stages `events` (prepared with [`jifen_eventbus::StagedEvent::prepare`]) in the caller's
+/// transaction through the bus's own `outbox_stage(…)`, one call per event, in one statement per
+/// [`EVENTS_PER_STATEMENT`] instead of one round trip per event.
+pub async fn stage_many(
+    conn: &impl ConnectionTrait,
+    events: &[jifen_eventbus::StagedEvent],
+) -> Result<(), DbErr> {
+    for chunk in events.chunks(EVENTS_PER_STATEMENT) {
+        let calls = (0..chunk.len())
+            .map(|c| {
+                let params = (1..=7)
+                    .map(|i| format!("${}", c * 7 + i))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                format!("(outbox_stage({params}) IS NULL)")
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let values: Vec<Value> = chunk.iter().flat_map(|e| e.arguments()).collect();
+        conn.execute_raw(stmt(&format!("SELECT ARRAY[{calls}]"), values))
+            .await?;
+    }
     Ok(())
 }
 

@@ -227,9 +227,7 @@ impl Declarations {
         let mut member_ids: Vec<Uuid> = rows.iter().map(|(_, r, _)| r.member_id).collect();
         member_ids.sort();
         member_ids.dedup();
-        for id in &member_ids {
-            store::lock_member_month(&txn, *id, &month.to_string()).await?;
-        }
+        store::lock_member_months(&txn, &member_ids, &month.to_string()).await?;
         let finals = store::final_members(&txn, &member_ids, month.year()).await?;
         if let Some((index, _, _)) = rows.iter().find(|(_, r, _)| finals.contains(&r.member_id)) {
             return Err(AppError::conflict(
@@ -268,14 +266,16 @@ impl Declarations {
         let rows: Vec<branch_record::Model> = rows.into_iter().map(|(_, r, _)| r).collect();
         store::insert_records(&txn, rows.clone()).await?;
         let views: Vec<RecordView> = rows.iter().map(RecordView::from_row).collect();
-        for view in &views {
-            jifen_eventbus::stage(
-                &txn,
-                events::SOURCE,
-                events::branch_record_changed(events::BRANCH_RECORD_RECORDED, view),
-            )
-            .await?;
-        }
+        let staged = views
+            .iter()
+            .map(|view| {
+                jifen_eventbus::StagedEvent::prepare(
+                    events::SOURCE,
+                    events::branch_record_changed(events::BRANCH_RECORD_RECORDED, view),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        store::stage_many(&txn, &staged).await?;
         store::audit(
             &txn,
             self.clock.now(),

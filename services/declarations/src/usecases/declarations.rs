@@ -13,7 +13,7 @@ use crate::domain::declaration::{
 use crate::events;
 use crate::store::{
     self, NewTransition,
-    entities::{declaration as row, member_replica},
+    entities::{branch_record, declaration as row, member_replica, org_replica},
 };
 use chrono::{DateTime, Utc};
 use jifen_platform::auth::Principal;
@@ -172,6 +172,196 @@ fn concurrent_change() -> AppError {
     )
 }
 
+/// The evidence references of `inputs`' lines.
+fn references_of(inputs: &[LineInput]) -> Vec<String> {
+    inputs
+        .iter()
+        .flat_map(|l| l.evidence.iter().cloned())
+        .collect()
+}
+
+/// Whether every guarded write was written.
+fn all_written(outcomes: &[store::WriteOutcome]) -> bool {
+    outcomes.iter().all(|o| *o == store::WriteOutcome::Written)
+}
+
+/// A save decided by [`Declarations::plan_save`], to be written.
+struct SavePlan {
+    /// The declaration's new version (a draft).
+    saved: row::Model,
+    /// The status saved over; `None` when the save creates the declaration.
+    from: Option<Status>,
+    /// The version read (0: none).
+    expected: i64,
+    /// The standard version the save was checked against.
+    standard_version: i64,
+    open_until: DateTime<Utc>,
+    /// The branch's unrevoked records of the month, as read.
+    records: Vec<branch_record::Model>,
+}
+
+impl SavePlan {
+    /// The transition the save records: none for a save of a draft (a new version, not a
+    /// transition).
+    fn transition<'a>(&'a self, actor: &'a Principal, name: &'a str) -> Option<NewTransition<'a>> {
+        (self.from != Some(Status::Draft)).then(|| NewTransition {
+            actor_id: &actor.subject,
+            actor_name: name,
+            from_status: self.from.map_or("", Status::as_str),
+            to_status: &self.saved.status,
+            reason: if self.from.is_some() {
+                "changed after being returned"
+            } else {
+                "created"
+            },
+        })
+    }
+
+    fn guards(&self) -> store::WriteGuards<'static> {
+        store::WriteGuards {
+            expected: self.expected,
+            // The year's first declaration must not slip past a standard being republished.
+            standard_version: self.from.is_none().then_some(self.standard_version),
+            records: None,
+        }
+    }
+}
+
+/// A submission decided by [`Declarations::plan_submit`], to be written.
+struct SubmitPlan {
+    /// The declaration's new version (submitted).
+    saved: row::Model,
+    /// The version read.
+    expected: i64,
+    /// The branch records counted against the caps.
+    counted: Vec<Uuid>,
+    view: DeclarationView,
+    /// `declarations.declaration.submitted.v1`.
+    event: jifen_eventbus::StagedEvent,
+    branch_lines: Vec<RecordView>,
+}
+
+impl SubmitPlan {
+    fn transition<'a>(&'a self, actor: &'a Principal, name: &'a str) -> NewTransition<'a> {
+        NewTransition {
+            actor_id: &actor.subject,
+            actor_name: name,
+            from_status: Status::Draft.as_str(),
+            to_status: &self.saved.status,
+            reason: "submitted",
+        }
+    }
+
+    fn guards(&self) -> store::WriteGuards<'_> {
+        store::WriteGuards {
+            expected: self.expected,
+            standard_version: None,
+            records: Some(&self.counted),
+        }
+    }
+}
+
+/// One entry of a batch, decided: its save and the submission of the saved draft.
+struct EntryPlan {
+    save: SavePlan,
+    submit: SubmitPlan,
+}
+
+/// A review decided by [`Declarations::plan_review`], to be written.
+struct ReviewPlan {
+    saved: row::Model,
+    /// The transition's reason: the comment and each adjustment's.
+    reason: String,
+    view: DeclarationView,
+    event: jifen_eventbus::StagedEvent,
+}
+
+/// One member's declaration in [`Declarations::declare_batch`]: the lines `member_id` declares,
+/// saved and submitted by `actor` (the member themself, as over the API).
+#[derive(Debug, Clone)]
+pub struct BatchEntry {
+    pub actor: Principal,
+    pub member_id: Uuid,
+    pub lines: Vec<LineInput>,
+}
+
+/// An entry of a batch refused, and why: `error` is what [`Declarations::save_declaration`] or
+/// [`Declarations::submit`] would have answered for it alone.
+#[derive(Debug)]
+pub struct EntryError {
+    /// The entry's position in the batch.
+    pub index: usize,
+    pub member_id: Uuid,
+    pub error: AppError,
+}
+
+impl EntryError {
+    /// The fields at fault, named from the batch (`entries[3].lines[0].quantity`); the entry
+    /// itself (`entries[3]`) when the rule is not about one field.
+    pub fn fields(&self) -> Vec<String> {
+        let entry = format!("entries[{}]", self.index);
+        let inner: Vec<String> = match &self.error {
+            AppError::Invalid(violations) => violations.iter().map(|v| v.field.clone()).collect(),
+            AppError::Rule {
+                field: Some(field), ..
+            } => vec![field.clone()],
+            AppError::DeniedOwn { field, .. } => vec![field.clone()],
+            AppError::NotFound { field, .. } => vec![(*field).to_owned()],
+            _ => Vec::new(),
+        };
+        if inner.is_empty() {
+            vec![entry]
+        } else {
+            inner.iter().map(|f| format!("{entry}.{f}")).collect()
+        }
+    }
+
+    /// The machine code of the rule broken (`invalid`, `period_closed`, `monthly_cap_exceeded`…).
+    pub fn code(&self) -> &'static str {
+        match &self.error {
+            AppError::Invalid(_) => "invalid",
+            AppError::Denied | AppError::DeniedOwn { .. } => "permission_denied",
+            AppError::NotFound { .. } => "not_found",
+            AppError::Conflict { code, .. } | AppError::Rule { code, .. } => code,
+            _ => "internal",
+        }
+    }
+}
+
+impl std::fmt::Display for EntryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "entries[{}] (member {}): ", self.index, self.member_id)?;
+        match &self.error {
+            AppError::Invalid(violations) => {
+                let text: Vec<String> = violations
+                    .iter()
+                    .map(|v| format!("entries[{}].{}: {}", self.index, v.field, v.message))
+                    .collect();
+                write!(f, "{}", text.join("; "))
+            }
+            other => write!(f, "{} ({}): {other}", self.fields().join(", "), self.code()),
+        }
+    }
+}
+
+/// Why [`Declarations::declare_batch`] wrote nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// These entries were refused (every one of them, in entry order).
+    #[error("{} of the batch's entries refused: {}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join(" | "))]
+    Entries(Vec<EntryError>),
+    /// The batch as a whole failed (bad size, unknown organization, database, a change landing
+    /// on every attempt).
+    #[error(transparent)]
+    App(#[from] AppError),
+}
+
+impl From<sea_orm::DbErr> for BatchError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        Self::App(AppError::Db(e))
+    }
+}
+
 impl Declarations {
     /// Until when `member_path`'s members may change `month` at `now` (see [`window`]).
     pub(crate) async fn open_until(
@@ -305,8 +495,9 @@ impl Declarations {
     /// `PUT /members/{id}/declarations/{month}`: replaces the lines of the member's draft (a
     /// returned declaration becomes a draft again).
     ///
-    /// One unlocked read, the checks, and one guarded write ([`store::write_guarded`]); a change
-    /// landing in between makes the write refuse, and the save starts over from a fresh read.
+    /// One unlocked read, the checks ([`Self::plan_save`]), and one guarded write
+    /// ([`store::write_guarded`]); a change landing in between makes the write refuse, and the
+    /// save starts over from a fresh read.
     pub async fn save_declaration(
         &self,
         actor: &Principal,
@@ -314,10 +505,7 @@ impl Declarations {
         month: Month,
         inputs: &[LineInput],
     ) -> Result<DeclarationView, AppError> {
-        let references: Vec<String> = inputs
-            .iter()
-            .flat_map(|l| l.evidence.iter().cloned())
-            .collect();
+        let references = references_of(inputs);
         for _ in 0..ATTEMPTS {
             let now = self.clock.now();
             let context = store::save_context(
@@ -333,101 +521,17 @@ impl Declarations {
                 field: "member_id",
                 what: "member",
             })?;
-            let member = &context.member;
-            authorize(
-                authz::edit_declaration(actor, member.id, &member.org_path),
-                "member_id",
-                "member",
-            )?;
-            if member.status != "active" {
-                return Err(AppError::conflict(
-                    "member_not_active",
-                    format!("the member is {}, not active", member.status),
-                ));
-            }
-            let (version, standard) = self
-                .require_standard_at(&self.db, month.year(), context.standard_version)
-                .await?;
-            let items = self.items_of(month.year(), version, &standard, &context.unit_type);
-            let lines = declaration::build_lines(inputs, &items, &context.uploaded, Uuid::now_v7)
-                .map_err(AppError::Invalid)?;
-            let open_until =
-                require_open(month, standard.deadline_day(), now, context.reopened_until)?;
-            let lines_json =
-                serde_json::to_value(&lines).map_err(|e| AppError::Corrupt(e.to_string()))?;
-            let claimed_total = declaration::claimed_total(&lines);
-            let expected = context.existing.as_ref().map_or(0, |r| r.version);
-            let (saved, from) = match context.existing {
-                Some(r) => {
-                    let status = Status::parse(&r.status)
-                        .ok_or_else(|| AppError::Corrupt("status".into()))?;
-                    if !status.is_editable() {
-                        return Err(AppError::conflict(
-                            "not_editable",
-                            format!(
-                                "the declaration is {}; only a draft or a returned declaration can be changed",
-                                status.as_str()
-                            ),
-                        ));
-                    }
-                    let saved = row::Model {
-                        status: Status::Draft.as_str().to_owned(),
-                        lines: lines_json,
-                        claimed_total,
-                        approved_total: None,
-                        version: r.version + 1,
-                        updated_at: now,
-                        ..r
-                    };
-                    (saved, Some(status))
-                }
-                None => (
-                    row::Model {
-                        id: Uuid::now_v7(),
-                        member_id: member.id,
-                        month: month.to_string(),
-                        year: month.year(),
-                        org_id: member.org_id,
-                        org_path: member.org_path.clone(),
-                        status: Status::Draft.as_str().to_owned(),
-                        lines: lines_json,
-                        claimed_total,
-                        approved_total: None,
-                        submitted_at: None,
-                        reviewed_at: None,
-                        reviewer_id: None,
-                        comment: String::new(),
-                        version: 1,
-                        created_at: now,
-                        updated_at: now,
-                    },
-                    None,
-                ),
-            };
-            // A save of a draft is a new version but not a transition.
-            let from_text = from.map_or("", Status::as_str);
-            let reason = if from.is_some() {
-                "changed after being returned"
-            } else {
-                "created"
-            };
+            let plan = self.plan_save(actor, month, inputs, context, now).await?;
             let name = actor_name(actor);
-            let transition = (from != Some(Status::Draft)).then(|| NewTransition {
-                actor_id: &actor.subject,
-                actor_name: &name,
-                from_status: from_text,
-                to_status: &saved.status,
-                reason,
-            });
-            let guards = store::WriteGuards {
-                expected,
-                // The year's first declaration must not slip past a standard being republished.
-                standard_version: from.is_none().then_some(context.standard_version),
-                records: None,
-            };
-            let outcome =
-                store::write_guarded(&self.db, &saved, guards, snapshot(&saved), transition, None)
-                    .await;
+            let outcome = store::write_guarded(
+                &self.db,
+                &plan.saved,
+                plan.guards(),
+                snapshot(&plan.saved),
+                plan.transition(actor, &name),
+                None,
+            )
+            .await;
             let outcome = match outcome {
                 // Another save created the month's declaration meanwhile: the next attempt
                 // reads it and saves over it, as if this request had come second.
@@ -438,61 +542,112 @@ impl Declarations {
             };
             if outcome == store::WriteOutcome::Written {
                 let branch_lines: Vec<RecordView> =
-                    context.records.iter().map(RecordView::from_row).collect();
-                return view_of(&saved, branch_lines, Some(open_until));
+                    plan.records.iter().map(RecordView::from_row).collect();
+                return view_of(&plan.saved, branch_lines, Some(plan.open_until));
             }
         }
         Err(concurrent_change())
     }
 
-    /// Writes `r` (an existing declaration's new version), its snapshot and its transition (at
-    /// `r.updated_at`).
-    async fn write_transition(
+    /// Decides a save from its context read at `now`: the caller may edit the member's
+    /// declarations, the member is active, the year has a standard, every line is valid
+    /// ([`declaration::build_lines`]), the month is open to the member ([`require_open`]) and the
+    /// declaration (if any) is a draft or returned. Writes nothing.
+    async fn plan_save(
         &self,
-        txn: &DatabaseTransaction,
         actor: &Principal,
-        r: &row::Model,
-        from: &str,
-        reason: &str,
-    ) -> Result<(), AppError> {
-        let name = actor_name(actor);
-        let transition = NewTransition {
-            actor_id: &actor.subject,
-            actor_name: &name,
-            from_status: from,
-            to_status: &r.status,
-            reason,
-        };
-        let guards = store::WriteGuards {
-            expected: r.version - 1,
-            standard_version: None,
-            records: None,
-        };
-        // The caller holds the row lock: the version read is the one written over.
-        match store::write_guarded(txn, r, guards, snapshot(r), Some(transition), None).await? {
-            store::WriteOutcome::Written => Ok(()),
-            other => Err(AppError::Corrupt(format!(
-                "declaration {} changed under its row lock: {other:?}",
-                r.id
-            ))),
+        month: Month,
+        inputs: &[LineInput],
+        context: store::SaveContext,
+        now: DateTime<Utc>,
+    ) -> Result<SavePlan, AppError> {
+        let member = &context.member;
+        authorize(
+            authz::edit_declaration(actor, member.id, &member.org_path),
+            "member_id",
+            "member",
+        )?;
+        if member.status != "active" {
+            return Err(AppError::conflict(
+                "member_not_active",
+                format!("the member is {}, not active", member.status),
+            ));
         }
-    }
-
-    async fn locked(&self, txn: &DatabaseTransaction, id: Uuid) -> Result<row::Model, AppError> {
-        store::find_declaration_for_update(txn, id)
-            .await?
-            .ok_or(AppError::NotFound {
-                field: "id",
-                what: "declaration",
-            })
+        let (version, standard) = self
+            .require_standard_at(&self.db, month.year(), context.standard_version)
+            .await?;
+        let items = self.items_of(month.year(), version, &standard, &context.unit_type);
+        let lines = declaration::build_lines(inputs, &items, &context.uploaded, Uuid::now_v7)
+            .map_err(AppError::Invalid)?;
+        let open_until = require_open(month, standard.deadline_day(), now, context.reopened_until)?;
+        let lines_json =
+            serde_json::to_value(&lines).map_err(|e| AppError::Corrupt(e.to_string()))?;
+        let claimed_total = declaration::claimed_total(&lines);
+        let expected = context.existing.as_ref().map_or(0, |r| r.version);
+        let (saved, from) = match context.existing {
+            Some(r) => {
+                let status =
+                    Status::parse(&r.status).ok_or_else(|| AppError::Corrupt("status".into()))?;
+                if !status.is_editable() {
+                    return Err(AppError::conflict(
+                        "not_editable",
+                        format!(
+                            "the declaration is {}; only a draft or a returned declaration can be changed",
+                            status.as_str()
+                        ),
+                    ));
+                }
+                let saved = row::Model {
+                    status: Status::Draft.as_str().to_owned(),
+                    lines: lines_json,
+                    claimed_total,
+                    approved_total: None,
+                    version: r.version + 1,
+                    updated_at: now,
+                    ..r
+                };
+                (saved, Some(status))
+            }
+            None => (
+                row::Model {
+                    id: Uuid::now_v7(),
+                    member_id: member.id,
+                    month: month.to_string(),
+                    year: month.year(),
+                    org_id: member.org_id,
+                    org_path: member.org_path.clone(),
+                    status: Status::Draft.as_str().to_owned(),
+                    lines: lines_json,
+                    claimed_total,
+                    approved_total: None,
+                    submitted_at: None,
+                    reviewed_at: None,
+                    reviewer_id: None,
+                    comment: String::new(),
+                    version: 1,
+                    created_at: now,
+                    updated_at: now,
+                },
+                None,
+            ),
+        };
+        Ok(SavePlan {
+            saved,
+            from,
+            expected,
+            standard_version: context.standard_version,
+            open_until,
+            records: context.records,
+        })
     }
 
     /// `POST /declarations/{id}:submit`: checks the period and every item's monthly cap
     /// (counting the branch's records of the month), then hands the draft in.
     ///
-    /// One unlocked read, the checks, and one guarded write that also stages the event; the write
-    /// refuses when the declaration or the month's branch records changed since the read (it
-    /// holds the member-month lock a branch recording takes), and the submission starts over.
+    /// One unlocked read, the checks ([`Self::plan_submit`]), and one guarded write that also
+    /// stages the event; the write refuses when the declaration or the month's branch records
+    /// changed since the read (it holds the member-month lock a branch recording takes), and the
+    /// submission starts over.
     pub async fn submit(&self, actor: &Principal, id: Uuid) -> Result<DeclarationView, AppError> {
         for _ in 0..ATTEMPTS {
             let now = self.clock.now();
@@ -503,111 +658,327 @@ impl Declarations {
                         field: "id",
                         what: "declaration",
                     })?;
-            let r = context.declaration;
-            authorize(
-                authz::edit_declaration(actor, r.member_id, &r.org_path),
-                "id",
-                "declaration",
-            )?;
-            let status =
-                Status::parse(&r.status).ok_or_else(|| AppError::Corrupt("status".into()))?;
-            if status != Status::Draft {
-                return Err(AppError::conflict(
-                    "not_draft",
-                    format!(
-                        "the declaration is {}; only a draft can be submitted",
-                        status.as_str()
-                    ),
-                ));
-            }
-            let month = parse_month(&r)?;
-            let (version, standard) = self
-                .require_standard_at(&self.db, month.year(), context.standard_version)
+            let plan = self
+                .plan_submit(
+                    actor,
+                    context.declaration,
+                    &context.unit_type,
+                    context.standard_version,
+                    &context.records,
+                    context.reopened_until,
+                    now,
+                )
                 .await?;
-            require_open(month, standard.deadline_day(), now, context.reopened_until)?;
-            let lines = parse_lines(&r)?;
-            if lines.is_empty() {
-                return Err(AppError::invalid(
-                    "lines",
-                    "a declaration needs at least one line to be submitted",
-                ));
-            }
-            let items = self.items_of(month.year(), version, &standard, &context.unit_type);
-            // The branch's records of the month: counted against the caps, and shown in the answer.
-            let branch_lines: Vec<RecordView> =
-                context.records.iter().map(RecordView::from_row).collect();
-            let mut recorded: HashMap<String, i32> = HashMap::new();
-            for b in &branch_lines {
-                *recorded.entry(b.item_code.clone()).or_insert(0) += b.points;
-            }
-            let claimed: Vec<(usize, &str, i32)> = lines
-                .iter()
-                .enumerate()
-                .map(|(i, l)| (i, l.item_code.as_str(), l.claimed_points))
-                .collect();
-            if let Err(over) = declaration::check_monthly_caps(&claimed, &recorded, &items) {
-                return Err(AppError::Rule {
-                    code: "monthly_cap_exceeded",
-                    message: format!(
-                        "item {} is capped at {} points a month; this month would count {} (the branch's records included)",
-                        over.item_code,
-                        declaration::fmt_points(over.cap),
-                        declaration::fmt_points(over.total)
-                    ),
-                    field: Some(
-                        over.line
-                            .map_or_else(|| "lines".to_owned(), |i| format!("lines[{i}].quantity")),
-                    ),
-                });
-            }
-            let expected = r.version;
-            let saved = row::Model {
-                status: Status::Submitted.as_str().to_owned(),
-                submitted_at: Some(now),
-                reviewed_at: None,
-                reviewer_id: None,
-                comment: String::new(),
-                version: r.version + 1,
-                updated_at: now,
-                ..r
-            };
-            let view = view_of(&saved, Vec::new(), None)?;
-            let event = jifen_eventbus::StagedEvent::prepare(
-                events::SOURCE,
-                events::declaration_changed(events::DECLARATION_SUBMITTED, &view),
-            )?;
             let name = actor_name(actor);
-            let transition = NewTransition {
-                actor_id: &actor.subject,
-                actor_name: &name,
-                from_status: Status::Draft.as_str(),
-                to_status: &saved.status,
-                reason: "submitted",
-            };
-            let counted: Vec<Uuid> = context.records.iter().map(|b| b.id).collect();
-            let guards = store::WriteGuards {
-                expected,
-                standard_version: None,
-                records: Some(&counted),
-            };
             let outcome = store::write_guarded(
                 &self.db,
-                &saved,
-                guards,
-                snapshot(&saved),
-                Some(transition),
-                Some(&event),
+                &plan.saved,
+                plan.guards(),
+                snapshot(&plan.saved),
+                Some(plan.transition(actor, &name)),
+                Some(&plan.event),
             )
             .await?;
             if outcome == store::WriteOutcome::Written {
                 metrics::counter!("jifen_declarations_submitted_total").increment(1);
                 return Ok(DeclarationView {
-                    branch_lines,
-                    ..view
+                    branch_lines: plan.branch_lines,
+                    ..plan.view
                 });
             }
         }
         Err(concurrent_change())
+    }
+
+    /// Decides the submission of the declaration `r` from its context read at `now` (the unit
+    /// type of its organization, the newest standard version of its year, the branch's
+    /// unrevoked records of its month, the reopening keeping the month open): the caller may
+    /// edit it, it is a draft with lines, the month is open ([`require_open`]) and no item
+    /// passes its monthly cap ([`declaration::check_monthly_caps`]). Prepares the event; writes
+    /// nothing.
+    #[allow(clippy::too_many_arguments)]
+    async fn plan_submit(
+        &self,
+        actor: &Principal,
+        r: row::Model,
+        unit_type: &str,
+        standard_version: i64,
+        records: &[branch_record::Model],
+        reopened_until: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<SubmitPlan, AppError> {
+        authorize(
+            authz::edit_declaration(actor, r.member_id, &r.org_path),
+            "id",
+            "declaration",
+        )?;
+        let status = Status::parse(&r.status).ok_or_else(|| AppError::Corrupt("status".into()))?;
+        if status != Status::Draft {
+            return Err(AppError::conflict(
+                "not_draft",
+                format!(
+                    "the declaration is {}; only a draft can be submitted",
+                    status.as_str()
+                ),
+            ));
+        }
+        let month = parse_month(&r)?;
+        let (version, standard) = self
+            .require_standard_at(&self.db, month.year(), standard_version)
+            .await?;
+        require_open(month, standard.deadline_day(), now, reopened_until)?;
+        let lines = parse_lines(&r)?;
+        if lines.is_empty() {
+            return Err(AppError::invalid(
+                "lines",
+                "a declaration needs at least one line to be submitted",
+            ));
+        }
+        let items = self.items_of(month.year(), version, &standard, unit_type);
+        // The branch's records of the month: counted against the caps, and shown in the answer.
+        let branch_lines: Vec<RecordView> = records.iter().map(RecordView::from_row).collect();
+        let mut recorded: HashMap<String, i32> = HashMap::new();
+        for b in &branch_lines {
+            *recorded.entry(b.item_code.clone()).or_insert(0) += b.points;
+        }
+        let claimed: Vec<(usize, &str, i32)> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i, l.item_code.as_str(), l.claimed_points))
+            .collect();
+        if let Err(over) = declaration::check_monthly_caps(&claimed, &recorded, &items) {
+            return Err(AppError::Rule {
+                code: "monthly_cap_exceeded",
+                message: format!(
+                    "item {} is capped at {} points a month; this month would count {} (the branch's records included)",
+                    over.item_code,
+                    declaration::fmt_points(over.cap),
+                    declaration::fmt_points(over.total)
+                ),
+                field: Some(
+                    over.line
+                        .map_or_else(|| "lines".to_owned(), |i| format!("lines[{i}].quantity")),
+                ),
+            });
+        }
+        let expected = r.version;
+        let saved = row::Model {
+            status: Status::Submitted.as_str().to_owned(),
+            submitted_at: Some(now),
+            reviewed_at: None,
+            reviewer_id: None,
+            comment: String::new(),
+            version: r.version + 1,
+            updated_at: now,
+            ..r
+        };
+        let view = view_of(&saved, Vec::new(), None)?;
+        let event = jifen_eventbus::StagedEvent::prepare(
+            events::SOURCE,
+            events::declaration_changed(events::DECLARATION_SUBMITTED, &view),
+        )?;
+        Ok(SubmitPlan {
+            saved,
+            expected,
+            counted: records.iter().map(|b| b.id).collect(),
+            view,
+            event,
+            branch_lines,
+        })
+    }
+
+    /// Saves and submits the declarations of `month` of many members of the organization
+    /// `org_id`'s subtree in one transaction (the demo history's members declaring a month;
+    /// not offered over gRPC): each entry goes through the same checks as
+    /// [`Self::save_declaration`] followed by [`Self::submit`], with its own actor, and is
+    /// written as they would write it (the same rows, versions, transitions and events), with
+    /// one statement for all the saves and one for all the submissions instead of four round
+    /// trips a member.
+    ///
+    /// All or nothing: when any entry is refused, the answer names every refused entry and the
+    /// rule it broke ([`BatchError::Entries`], fields like `entries[3].lines[0].quantity`) and
+    /// nothing is written. A change landing between the read and the writes (a branch
+    /// recording, a concurrent save, a standard published) rolls the whole batch back and it
+    /// starts over from a fresh read. The views come back in entry order.
+    pub async fn declare_batch(
+        &self,
+        org_id: Uuid,
+        month: Month,
+        entries: &[BatchEntry],
+    ) -> Result<Vec<DeclarationView>, BatchError> {
+        if entries.is_empty() || entries.len() > MAX_BATCH {
+            return Err(AppError::invalid(
+                "entries",
+                format!("give from 1 to {MAX_BATCH} entries"),
+            )
+            .into());
+        }
+        let org = store::find_org(&self.db, org_id)
+            .await?
+            .ok_or(AppError::NotFound {
+                field: "org_id",
+                what: "organization",
+            })?;
+        let mut first_entry: HashMap<Uuid, usize> = HashMap::new();
+        let mut refused = Vec::new();
+        for (index, entry) in entries.iter().enumerate() {
+            if let Some(first) = first_entry.get(&entry.member_id) {
+                refused.push(EntryError {
+                    index,
+                    member_id: entry.member_id,
+                    error: AppError::invalid(
+                        "member_id",
+                        format!("the member has entries[{first}] already; one entry a member"),
+                    ),
+                });
+            } else {
+                first_entry.insert(entry.member_id, index);
+            }
+        }
+        if !refused.is_empty() {
+            return Err(BatchError::Entries(refused));
+        }
+        let member_ids: Vec<Uuid> = entries.iter().map(|e| e.member_id).collect();
+        let references: Vec<String> = entries
+            .iter()
+            .flat_map(|e| references_of(&e.lines))
+            .collect();
+        let month_text = month.to_string();
+        for _ in 0..ATTEMPTS {
+            let now = self.clock.now();
+            let mut contexts = store::batch_contexts(
+                &self.db,
+                &member_ids,
+                month.year(),
+                &month_text,
+                &references,
+                now,
+            )
+            .await?;
+            let mut planned = Vec::with_capacity(entries.len());
+            for (index, entry) in entries.iter().enumerate() {
+                let context = contexts.remove(&entry.member_id);
+                match self.plan_entry(&org, month, entry, context, now).await {
+                    Ok(plan) => planned.push((index, plan)),
+                    Err(error) => refused.push(EntryError {
+                        index,
+                        member_id: entry.member_id,
+                        error,
+                    }),
+                }
+            }
+            if !refused.is_empty() {
+                return Err(BatchError::Entries(refused));
+            }
+            // In member order: each submission takes its member-month lock, and a branch
+            // recording takes the same locks in the same order.
+            planned.sort_by_key(|(_, plan)| plan.save.saved.member_id);
+            let names: Vec<String> = planned
+                .iter()
+                .map(|(index, _)| actor_name(&entries[*index].actor))
+                .collect();
+            let saves: Vec<store::GuardedWrite<'_>> = planned
+                .iter()
+                .zip(&names)
+                .map(|((index, plan), name)| store::GuardedWrite {
+                    row: &plan.save.saved,
+                    guards: plan.save.guards(),
+                    snapshot: snapshot(&plan.save.saved),
+                    transition: plan.save.transition(&entries[*index].actor, name),
+                    event: None,
+                })
+                .collect();
+            let submissions: Vec<store::GuardedWrite<'_>> = planned
+                .iter()
+                .zip(&names)
+                .map(|((index, plan), name)| store::GuardedWrite {
+                    row: &plan.submit.saved,
+                    guards: plan.submit.guards(),
+                    snapshot: snapshot(&plan.submit.saved),
+                    transition: Some(plan.submit.transition(&entries[*index].actor, name)),
+                    event: Some(&plan.submit.event),
+                })
+                .collect();
+            let txn = self.db.begin().await?;
+            let written = match store::write_guarded_many(&txn, saves).await {
+                // Another save created one of the declarations meanwhile: start over.
+                Err(e) if store::is_unique_violation(&e, "declarations_member_month_key") => {
+                    txn.rollback().await?;
+                    continue;
+                }
+                other => other?,
+            };
+            if !all_written(&written) {
+                txn.rollback().await?;
+                continue;
+            }
+            let written = store::write_guarded_many(&txn, submissions).await?;
+            if !all_written(&written) {
+                txn.rollback().await?;
+                continue;
+            }
+            txn.commit().await?;
+            metrics::counter!("jifen_declarations_submitted_total").increment(planned.len() as u64);
+            planned.sort_by_key(|(index, _)| *index);
+            return Ok(planned
+                .into_iter()
+                .map(|(_, plan)| DeclarationView {
+                    branch_lines: plan.submit.branch_lines,
+                    ..plan.submit.view
+                })
+                .collect());
+        }
+        Err(concurrent_change().into())
+    }
+
+    /// One entry of [`Self::declare_batch`] decided from its context: the member is known and in
+    /// the organization's subtree, then the save and the submission of the saved draft.
+    async fn plan_entry(
+        &self,
+        org: &org_replica::Model,
+        month: Month,
+        entry: &BatchEntry,
+        context: Option<store::BatchContext>,
+        now: DateTime<Utc>,
+    ) -> Result<EntryPlan, AppError> {
+        let context = context.ok_or(AppError::NotFound {
+            field: "member_id",
+            what: "member",
+        })?;
+        let member = &context.save.member;
+        // Authorization first, so a member the actor may not see stays hidden.
+        authorize(
+            authz::edit_declaration(&entry.actor, member.id, &member.org_path),
+            "member_id",
+            "member",
+        )?;
+        if !member.org_path.starts_with(&org.path) {
+            return Err(AppError::invalid(
+                "member_id",
+                "not a member of this organization",
+            ));
+        }
+        let store::BatchContext {
+            save: context,
+            declaration_unit_type,
+        } = context;
+        let standard_version = context.standard_version;
+        let reopened_until = context.reopened_until;
+        let save = self
+            .plan_save(&entry.actor, month, &entry.lines, context, now)
+            .await?;
+        let submit = self
+            .plan_submit(
+                &entry.actor,
+                save.saved.clone(),
+                &declaration_unit_type,
+                standard_version,
+                &save.records,
+                reopened_until,
+                now,
+            )
+            .await?;
+        Ok(EntryPlan { save, submit })
     }
 
     async fn with_branch_lines(
@@ -623,16 +994,17 @@ impl Declarations {
         Ok(view)
     }
 
-    /// Applies one review to a locked row; the caller authorized it. Stages the event.
-    async fn apply_review(
+    /// Decides one review of the locked row `r` at `now`; the caller authorized it. Writes
+    /// nothing.
+    fn plan_review(
         &self,
-        txn: &DatabaseTransaction,
-        actor: &Principal,
         r: row::Model,
+        reviewer: &Principal,
         decision: Decision,
         adjustments: &[Adjustment],
         comment: &str,
-    ) -> Result<DeclarationView, AppError> {
+        now: DateTime<Utc>,
+    ) -> Result<ReviewPlan, AppError> {
         let status = Status::parse(&r.status).ok_or_else(|| AppError::Corrupt("status".into()))?;
         let lines = parse_lines(&r)?;
         let reviewed = declaration::review(status, &lines, decision, adjustments, comment)
@@ -646,14 +1018,13 @@ impl Declarations {
                 ),
                 ReviewError::Invalid(v) => AppError::Invalid(v),
             })?;
-        let now = self.clock.now();
         let saved = row::Model {
             status: reviewed.status.as_str().to_owned(),
             lines: serde_json::to_value(&reviewed.lines)
                 .map_err(|e| AppError::Corrupt(e.to_string()))?,
             approved_total: reviewed.approved_total,
             reviewed_at: Some(now),
-            reviewer_id: Some(actor.subject.clone()),
+            reviewer_id: Some(reviewer.subject.clone()),
             comment: comment.trim().to_owned(),
             version: r.version + 1,
             updated_at: now,
@@ -674,17 +1045,69 @@ impl Declarations {
                 ));
             }
         }
-        self.write_transition(txn, actor, &saved, Status::Submitted.as_str(), &reason)
-            .await?;
         let view = view_of(&saved, Vec::new(), None)?;
         let key = match reviewed.status {
             Status::Approved => events::DECLARATION_APPROVED,
             Status::Rejected => events::DECLARATION_REJECTED,
             _ => events::DECLARATION_RETURNED,
         };
-        jifen_eventbus::stage(txn, events::SOURCE, events::declaration_changed(key, &view)).await?;
-        metrics::counter!("jifen_declarations_reviewed_total", "decision" => reviewed.status.as_str()).increment(1);
-        Ok(view)
+        let event = jifen_eventbus::StagedEvent::prepare(
+            events::SOURCE,
+            events::declaration_changed(key, &view),
+        )?;
+        Ok(ReviewPlan {
+            saved,
+            reason,
+            view,
+            event,
+        })
+    }
+
+    /// Writes the reviews `plans` by `reviewer` in the caller's transaction, which holds their
+    /// rows' locks: each new version with its snapshot, its transition from `submitted` and its
+    /// event, in one statement.
+    async fn write_reviews(
+        &self,
+        txn: &DatabaseTransaction,
+        reviewer: &Principal,
+        plans: &[ReviewPlan],
+    ) -> Result<(), AppError> {
+        if plans.is_empty() {
+            return Ok(());
+        }
+        let name = actor_name(reviewer);
+        let writes = plans
+            .iter()
+            .map(|p| store::GuardedWrite {
+                row: &p.saved,
+                // The caller holds the row lock: the version read is the one written over.
+                guards: store::WriteGuards {
+                    expected: p.saved.version - 1,
+                    standard_version: None,
+                    records: None,
+                },
+                snapshot: snapshot(&p.saved),
+                transition: Some(NewTransition {
+                    actor_id: &reviewer.subject,
+                    actor_name: &name,
+                    from_status: Status::Submitted.as_str(),
+                    to_status: &p.saved.status,
+                    reason: &p.reason,
+                }),
+                event: Some(&p.event),
+            })
+            .collect();
+        let outcomes = store::write_guarded_many(txn, writes).await?;
+        for (p, outcome) in plans.iter().zip(outcomes) {
+            if outcome != store::WriteOutcome::Written {
+                return Err(AppError::Corrupt(format!(
+                    "declaration {} changed under its row lock: {outcome:?}",
+                    p.saved.id
+                )));
+            }
+            metrics::counter!("jifen_declarations_reviewed_total", "decision" => p.view.status.as_str()).increment(1);
+        }
+        Ok(())
     }
 
     /// `POST /declarations/{id}:review`. Two reviewers at the same moment: the row lock orders
@@ -698,7 +1121,12 @@ impl Declarations {
         comment: &str,
     ) -> Result<DeclarationView, AppError> {
         let txn = self.db.begin().await?;
-        let r = self.locked(&txn, id).await?;
+        let r = store::find_declaration_for_update(&txn, id)
+            .await?
+            .ok_or(AppError::NotFound {
+                field: "id",
+                what: "declaration",
+            })?;
         authorize(
             authz::review_declaration(actor, r.member_id, &r.org_path),
             "id",
@@ -711,16 +1139,17 @@ impl Declarations {
             "its declarations are no longer reviewed",
         )
         .await?;
-        let view = self
-            .apply_review(&txn, actor, r, decision, adjustments, comment)
+        let plan = self.plan_review(r, actor, decision, adjustments, comment, self.clock.now())?;
+        self.write_reviews(&txn, actor, std::slice::from_ref(&plan))
             .await?;
         txn.commit().await?;
-        self.with_branch_lines(view).await
+        self.with_branch_lines(plan.view).await
     }
 
     /// `POST /orgs/{id}/declarations:batch-approve`: approves each submitted declaration of the
     /// organization's subtree and month with its claimed points; the others are skipped with a
-    /// reason. All in one transaction.
+    /// reason. All in one transaction: the rows locked in one statement, the final grades read
+    /// in one, and the approvals written in one.
     pub async fn batch_approve(
         &self,
         actor: &Principal,
@@ -735,36 +1164,45 @@ impl Declarations {
             ));
         }
         let org = self.org_for_management(actor, org_id).await?;
+        let month_text = month.to_string();
         let txn = self.db.begin().await?;
-        let mut approved = 0;
+        let mut rows = store::find_declarations_for_update(&txn, ids).await?;
+        // Whose grade of the month's year is final, among the members of the month's rows.
+        let members: Vec<Uuid> = rows
+            .values()
+            .filter(|r| r.month == month_text)
+            .map(|r| r.member_id)
+            .collect();
+        let finals = store::final_members(&txn, &members, month.year()).await?;
+        let now = self.clock.now();
+        let mut plans = Vec::new();
         let mut skipped = Vec::new();
         let mut seen = HashSet::new();
         for &id in ids {
             if !seen.insert(id) {
                 continue;
             }
-            let Some(r) = store::find_declaration_for_update(&txn, id).await? else {
+            let Some(r) = rows.remove(&id) else {
                 skipped.push((id, "not_found"));
                 continue;
             };
             if !r.org_path.starts_with(&org.path) {
                 skipped.push((id, "not_found"));
-            } else if r.month != month.to_string() {
+            } else if r.month != month_text {
                 skipped.push((id, "wrong_month"));
             } else if actor.is_member(r.member_id) {
                 skipped.push((id, "own_declaration"));
             } else if r.status != Status::Submitted.as_str() {
                 skipped.push((id, "not_submitted"));
-            } else if super::year_is_final(&txn, r.member_id, r.year).await? {
+            } else if finals.contains(&r.member_id) {
                 skipped.push((id, super::GRADING_FINAL));
             } else {
-                self.apply_review(&txn, actor, r, Decision::Approve, &[], "")
-                    .await?;
-                approved += 1;
+                plans.push(self.plan_review(r, actor, Decision::Approve, &[], "", now)?);
             }
         }
+        self.write_reviews(&txn, actor, &plans).await?;
         txn.commit().await?;
-        Ok((approved, skipped))
+        Ok((plans.len(), skipped))
     }
 
     /// The organization `org_id` when the caller may manage it.

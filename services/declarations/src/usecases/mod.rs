@@ -12,7 +12,7 @@ mod reminders;
 mod standards;
 
 pub use branch::{NewEntry, RecordView, ReopeningView};
-pub use declarations::{DeclarationView, TransitionView};
+pub use declarations::{BatchEntry, BatchError, DeclarationView, EntryError, TransitionView};
 pub use evidence::{EvidenceStore, EvidenceView};
 pub use standards::StandardView;
 

@@ -218,17 +218,7 @@ impl Cluster {
     }
 
     pub fn member_token(&self, m: &mpb::Member) -> String {
-        self.token(&Principal {
-            subject: format!("member-{}", m.id),
-            username: Some(m.name.clone()),
-            member_id: Some(m.id.parse().unwrap()),
-            roles: vec![RoleClaim {
-                role: RoleName::Member,
-                org_id: m.org_id.parse().unwrap(),
-                org_path: m.org_path.clone(),
-            }],
-            round_id: None,
-        })
+        self.token(&member_principal(m))
     }
 
     pub async fn members(&self, token: &str) -> Members {
@@ -289,6 +279,21 @@ impl Cluster {
             (n == ids.len() as i64).then_some(())
         })
         .await;
+    }
+}
+
+/// The principal of `m`'s own token ([`Cluster::member_token`]).
+pub fn member_principal(m: &mpb::Member) -> Principal {
+    Principal {
+        subject: format!("member-{}", m.id),
+        username: Some(m.name.clone()),
+        member_id: Some(m.id.parse().unwrap()),
+        roles: vec![RoleClaim {
+            role: RoleName::Member,
+            org_id: m.org_id.parse().unwrap(),
+            org_path: m.org_path.clone(),
+        }],
+        round_id: None,
     }
 }
 
