@@ -25,6 +25,8 @@
 //!   500 ms), beside the service's own statements; peak memory of the gateway and grading.
 //! * `relay`: events per second through the outbox relay (PostgreSQL → RabbitMQ with publisher
 //!   confirms → marked published).
+//! * `consume`: events per second applied by one inbox consumer with a one-upsert handler, from a
+//!   queue already holding them all (a backlog, as after the demo history's seeding).
 //!
 //! Every scenario run by concurrent clients also prints the CPU time per operation of this
 //! process (clients and in-process services), of the PostgreSQL server and of RabbitMQ.
@@ -84,7 +86,7 @@ struct Cli {
     /// Sequential uncached trend reads over that city.
     #[arg(long, default_value_t = 3)]
     dashboard_trend_reads: usize,
-    /// Events staged for the relay scenario.
+    /// Events staged for the relay and consume scenarios.
     #[arg(long, default_value_t = 20_000)]
     events: usize,
 }
@@ -96,6 +98,7 @@ enum Scenario {
     Declarations,
     Evaluations,
     Relay,
+    Consume,
     Grading,
     GradingShards,
     Dashboard,
@@ -139,6 +142,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if matches!(cli.scenario, Scenario::All | Scenario::Relay) {
         scenarios::outbox_relay(cli.events).await?.print();
+    }
+    if matches!(cli.scenario, Scenario::All | Scenario::Consume) {
+        scenarios::consumer_drain(cli.events).await?.print();
     }
     if matches!(cli.scenario, Scenario::All | Scenario::Grading) {
         let mut runs = Vec::new();

@@ -144,6 +144,140 @@ pub async fn outbox_relay(events: usize) -> anyhow::Result<Report> {
     })
 }
 
+/// The consumer of the `consume` scenario: one version-guarded upsert per event, like a
+/// service's replica (`bench_things` keeps the newest version of each subject).
+struct Upsert;
+
+#[async_trait::async_trait]
+impl jifen_eventbus::EventHandler for Upsert {
+    async fn handle(
+        &self,
+        tx: &sea_orm::DatabaseTransaction,
+        event: &jifen_eventbus::IncomingEvent,
+    ) -> Result<(), jifen_eventbus::HandleError> {
+        use sea_orm::ConnectionTrait as _;
+        let version = event
+            .payload
+            .get(..8)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(i64::from_be_bytes)
+            .ok_or_else(|| {
+                jifen_eventbus::HandleError::Permanent("payload: 8-byte version expected".into())
+            })?;
+        tx.execute_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "INSERT INTO bench_things (subject, version) VALUES ($1, $2) \
+             ON CONFLICT (subject) DO UPDATE SET version = EXCLUDED.version \
+             WHERE bench_things.version < EXCLUDED.version",
+            [event.subject.clone().into(), version.into()],
+        ))
+        .await?;
+        Ok(())
+    }
+}
+
+/// `events` events (ten versions of each of `events / 10` subjects) relayed into one consumer's
+/// queue before it starts, then applied by that one consumer with [`Upsert`]: events applied per
+/// second, from the consumer's start to the last inbox row.
+pub async fn consumer_drain(events: usize) -> anyhow::Result<Report> {
+    use sea_orm::ConnectionTrait as _;
+    const NAME: &str = "bench.consume";
+    let events = (events / 10).max(1) * 10;
+    let db = jifen_testkit::fresh_database("benchconsume").await?;
+    let conn = jifen_platform::db::connect(&db.url, 8).await?;
+    jifen_migrations::members::MembersMigrator::up(&conn, None).await?;
+    conn.execute_unprepared(
+        "CREATE TABLE bench_things (subject text PRIMARY KEY, version bigint NOT NULL)",
+    )
+    .await?;
+    let prefix = jifen_testkit::unique_prefix("benchconsume");
+    let config = jifen_eventbus::BusConfig::new(jifen_testkit::amqp_url()).with_prefix(&prefix);
+    let consumer = || {
+        jifen_eventbus::Consumer::new(
+            conn.clone(),
+            config.clone(),
+            jifen_eventbus::ConsumerSpec {
+                name: NAME.into(),
+                bindings: vec!["bench.#".into()],
+            },
+            Arc::new(Upsert),
+        )
+    };
+    consumer().declare().await?;
+    let subjects = (events / 10).max(1);
+    for chunk in (0..events).collect::<Vec<_>>().chunks(1000) {
+        let tx = sea_orm::TransactionTrait::begin(&conn).await?;
+        for i in chunk {
+            jifen_eventbus::stage(
+                &tx,
+                "bench",
+                jifen_eventbus::OutgoingEvent {
+                    routing_key: "bench.thing.changed.v1".into(),
+                    subject: format!("thing-{}", i % subjects),
+                    payload: ((i / subjects) as i64 + 1).to_be_bytes().to_vec(),
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+    }
+    let relay = jifen_eventbus::Relay::new(conn.clone(), config.clone(), "bench");
+    let mut published = 0;
+    while published < events {
+        let n = relay.drain_once().await?;
+        if n == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        published += n;
+    }
+    let applied = || async {
+        let row = conn
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT count(*) FROM inbox",
+            ))
+            .await?
+            .context("count(*) returns a row")?;
+        anyhow::Ok(row.try_get_by_index::<i64>(0)? as usize)
+    };
+
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let cpu_before = CpuTimes::now();
+    let started = Instant::now();
+    let running = tokio::spawn(consumer().run(cancel.clone()));
+    let deadline = started + Duration::from_secs(600);
+    while applied().await? < events {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the consumer did not apply {events} events in 10 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elapsed = started.elapsed();
+    let cpu = CpuTimes::now().since(cpu_before);
+    cancel.cancel();
+    running.await??;
+    // Every subject ends at its newest version, whatever the order of application.
+    let newest = conn
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT count(*) FILTER (WHERE version = 10) FROM bench_things",
+        ))
+        .await?
+        .context("count(*) returns a row")?
+        .try_get_by_index::<i64>(0)?;
+    jifen_eventbus::delete_topology(&config, &[NAME]).await;
+    Ok(Report {
+        name: "events applied by one consumer".into(),
+        operations: events as u64,
+        elapsed,
+        unit: "events",
+        latency: None,
+        errors: (subjects as u64).saturating_sub(newest as u64),
+        cpu: Some(cpu),
+    })
+}
+
 /// `POST /api/v1/evaluation-rounds/{id}/ballots` through the gateway at `clients` concurrent
 /// clients: each ballot with its own code (redeemed beforehand, not measured) rating five members
 /// of a 20-member branch.

@@ -17,8 +17,16 @@ pub struct BusConfig {
     pub dead_letter_exchange: String,
     /// Prepended to every consumer queue name: empty in production, unique in tests.
     pub queue_prefix: String,
-    /// How many unacknowledged deliveries a consumer holds at most (default 64).
+    /// How many unacknowledged deliveries a consumer holds at most (default 256): the batch
+    /// being applied and the deliveries that arrive meanwhile, so keep it about twice
+    /// `batch_size`.
     pub prefetch: u16,
+    /// How many deliveries a consumer applies in one transaction at most (default 128; never
+    /// more than `prefetch`).
+    pub batch_size: u16,
+    /// How long a consumer lets a batch fill before it applies what it has (default 2 ms). Under
+    /// a backlog batches fill while the previous one is applied, without waiting.
+    pub batch_linger: Duration,
     /// How many times a message is delivered before RabbitMQ dead-letters it (default 5).
     pub delivery_limit: u32,
     /// How often the relay polls the outbox when no notification woke it (default 1 s).
@@ -40,7 +48,9 @@ impl BusConfig {
             exchange: "jifen.events".to_owned(),
             dead_letter_exchange: "jifen.dlx".to_owned(),
             queue_prefix: String::new(),
-            prefetch: 64,
+            prefetch: 256,
+            batch_size: 128,
+            batch_linger: Duration::from_millis(2),
             delivery_limit: 5,
             poll_interval: Duration::from_secs(1),
             relay_linger: Duration::from_millis(10),
@@ -88,6 +98,16 @@ impl BusConfig {
 }
 
 impl BusConfig {
+    /// The largest batch a consumer applies: `batch_size`, but never more than `prefetch` (0 is
+    /// unlimited in AMQP) nor less than one.
+    pub(crate) fn effective_batch_size(&self) -> usize {
+        let size = match self.prefetch {
+            0 => self.batch_size,
+            prefetch => self.batch_size.min(prefetch),
+        };
+        usize::from(size.max(1))
+    }
+
     /// Checks that every name derived from this configuration (and from the consumer names
     /// given) fits AMQP's 255-byte limit, so that a misconfiguration fails at start-up instead
     /// of being retried forever.
@@ -106,6 +126,11 @@ impl BusConfig {
         for name in names {
             crate::envelope::short("name", &name)?;
         }
+        if self.batch_size == 0 {
+            return Err(crate::BusError::Invalid(
+                "batch_size must be at least 1".to_owned(),
+            ));
+        }
         if self.exchange.is_empty() || self.dead_letter_exchange.is_empty() {
             return Err(crate::BusError::Invalid(
                 "exchange names must not be empty".to_owned(),
@@ -123,6 +148,8 @@ impl fmt::Debug for BusConfig {
             .field("dead_letter_exchange", &self.dead_letter_exchange)
             .field("queue_prefix", &self.queue_prefix)
             .field("prefetch", &self.prefetch)
+            .field("batch_size", &self.batch_size)
+            .field("batch_linger", &self.batch_linger)
             .field("delivery_limit", &self.delivery_limit)
             .field("poll_interval", &self.poll_interval)
             .field("relay_linger", &self.relay_linger)
@@ -163,7 +190,10 @@ mod tests {
         assert_eq!(c.exchange, "jifen.events");
         assert_eq!(c.dead_letter_exchange, "jifen.dlx");
         assert_eq!(c.queue_prefix, "");
-        assert_eq!(c.prefetch, 64);
+        assert_eq!(c.prefetch, 256);
+        assert_eq!(c.batch_size, 128);
+        assert_eq!(c.batch_linger, Duration::from_millis(2));
+        assert_eq!(c.effective_batch_size(), 128);
         assert_eq!(c.delivery_limit, 5);
         assert_eq!(c.poll_interval, Duration::from_secs(1));
         assert_eq!(c.queue_name("a.b"), "a.b");
@@ -197,6 +227,21 @@ mod tests {
                 .with_prefix(&"p".repeat(250))
                 .validate(&[])
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn batches_are_never_larger_than_the_prefetch_nor_empty() {
+        let mut c = BusConfig::new("amqp://localhost");
+        c.prefetch = 1;
+        assert_eq!(c.effective_batch_size(), 1);
+        c.prefetch = 0;
+        assert_eq!(c.effective_batch_size(), 128, "prefetch 0 is unlimited");
+        c.batch_size = 0;
+        let refused = c.validate(&[]).unwrap_err().to_string();
+        assert!(
+            refused.contains("batch_size must be at least 1"),
+            "{refused}"
         );
     }
 

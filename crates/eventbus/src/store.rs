@@ -6,7 +6,10 @@
 //!   transaction (a crashed relay releases its rows);
 //! * a row is marked published only by [`mark_published`], which the relay calls only for rows
 //!   the broker confirmed;
-//! * an inbox row is inserted with `ON CONFLICT DO NOTHING`; "inserted" means "first time".
+//! * an inbox row is inserted with `ON CONFLICT DO NOTHING`; "inserted" means "first time" (for a
+//!   batch, the ids `RETURNING` gives back).
+
+use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
@@ -117,6 +120,36 @@ pub(crate) async fn insert_inbox(
         ))
         .await?;
     Ok(result.rows_affected() == 1)
+}
+
+/// Records that `consumer` processed each of `event_ids`, in one statement, and returns the ids
+/// recorded now (the others it had processed already). An id given twice is recorded once.
+pub(crate) async fn insert_inbox_batch(
+    conn: &impl ConnectionTrait,
+    consumer: &str,
+    event_ids: &[Uuid],
+) -> Result<HashSet<Uuid>, sea_orm::DbErr> {
+    if event_ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    // One text parameter of comma-separated ids keeps the statement the same for every batch
+    // size (one prepared statement), without an array type in sea-orm's features.
+    let ids = event_ids
+        .iter()
+        .map(Uuid::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let rows = conn
+        .query_all_raw(stmt(
+            "INSERT INTO inbox (consumer, event_id) \
+             SELECT DISTINCT $1::text, id::uuid FROM unnest(string_to_array($2::text, ',')) AS id \
+             ON CONFLICT DO NOTHING RETURNING event_id",
+            [consumer.into(), ids.into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| row.try_get::<Uuid>("", "event_id"))
+        .collect()
 }
 
 /// How many outbox rows are unpublished, and the age in seconds of the oldest (0 when none): one

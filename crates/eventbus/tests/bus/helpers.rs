@@ -197,6 +197,25 @@ impl TestBus {
         .await
     }
 
+    /// Declares the queue of the consumer `name` (bound to `bindings`) without consuming it, so
+    /// that what is published from now on waits in it.
+    pub async fn declare_consumer(&self, name: &str, bindings: &[&str]) -> anyhow::Result<()> {
+        self.consumers.lock().unwrap().push(name.to_owned());
+        let spec = ConsumerSpec {
+            name: name.to_owned(),
+            bindings: bindings.iter().map(|b| (*b).to_owned()).collect(),
+        };
+        Consumer::new(
+            self.db.clone(),
+            self.config.clone(),
+            spec,
+            Recorder::new(name),
+        )
+        .declare()
+        .await?;
+        Ok(())
+    }
+
     pub fn track(&self, handle: JoinHandle<()>) {
         self.tasks.lock().unwrap().push(handle);
     }
@@ -354,6 +373,47 @@ impl EventHandler for Recorder {
         ))
         .await?;
         Ok(())
+    }
+}
+
+/// A [`Recorder`] that stops for good on the event whose subject is `subject` (inside the
+/// consumer's transaction, after the batch's earlier events were handled) and says so through
+/// [`Gate::reached`]: a consumer crashing in the middle of a batch.
+pub struct Gate {
+    pub inner: Arc<Recorder>,
+    subject: String,
+    reached: tokio::sync::Notify,
+}
+
+impl Gate {
+    pub fn new(inner: Arc<Recorder>, subject: &str) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            subject: subject.to_owned(),
+            reached: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// Waits until the handler holds the gate's event.
+    pub async fn reached(&self) -> anyhow::Result<()> {
+        tokio::time::timeout(DEADLINE, self.reached.notified())
+            .await
+            .context("the consumer never reached the gate's event")
+    }
+}
+
+#[async_trait::async_trait]
+impl EventHandler for Gate {
+    async fn handle(
+        &self,
+        tx: &DatabaseTransaction,
+        event: &IncomingEvent,
+    ) -> Result<(), HandleError> {
+        if event.subject == self.subject {
+            self.reached.notify_one();
+            std::future::pending::<()>().await;
+        }
+        self.inner.handle(tx, event).await
     }
 }
 

@@ -10,7 +10,7 @@ mod helpers;
 
 use std::time::Duration;
 
-use helpers::{DEADLINE, RawBroker, Recorder, TestBus, event, event_properties, header_text};
+use helpers::{DEADLINE, Gate, RawBroker, Recorder, TestBus, event, event_properties, header_text};
 use jifen_eventbus::{BusConfig, Relay, stage};
 use lapin::BasicProperties;
 use opentelemetry::trace::TraceContextExt as _;
@@ -444,6 +444,233 @@ async fn panicking_handler_does_not_stop_the_consumer() -> anyhow::Result<()> {
         "retried: {}",
         recorder.attempts(id)
     );
+    bus.cleanup().await
+}
+
+/// Publishes one event per subject (`None`: a second copy of the previous event) with raw AMQP and
+/// returns the ids, in order.
+async fn publish_events(bus: &TestBus, subjects: &[Option<&str>]) -> anyhow::Result<Vec<Uuid>> {
+    let broker = RawBroker::with_topology(&bus.config).await?;
+    let key = "members.member.updated.v1";
+    let mut published: Vec<(Uuid, &str)> = Vec::new();
+    for subject in subjects {
+        let (id, subject) = match (subject, published.last()) {
+            (Some(subject), _) => (Uuid::now_v7(), *subject),
+            (None, Some(previous)) => *previous,
+            (None, None) => anyhow::bail!("a copy needs an event before it"),
+        };
+        let props = event_properties(&id.to_string(), key, subject);
+        broker
+            .publish(&bus.config.exchange, key, props, subject.as_bytes())
+            .await?;
+        published.push((id, subject));
+    }
+    let _ = broker.connection.close(200, "published".into()).await;
+    Ok(published.into_iter().map(|(id, _)| id).collect())
+}
+
+/// A test bus whose consumers apply batches of exactly `size` deliveries: the events are queued
+/// before the consumer starts, and it waits (far longer than delivering them takes) for the batch
+/// to fill.
+async fn batching_bus(label: &str, size: u16) -> anyhow::Result<TestBus> {
+    let mut bus = TestBus::new(label).await?;
+    bus.config.batch_size = size;
+    bus.config.batch_linger = Duration::from_secs(2);
+    Ok(bus)
+}
+
+/// How many transactions committed the applied rows (`now()` is the transaction's start).
+const APPLYING_TRANSACTIONS: &str = "SELECT count(DISTINCT applied_at) FROM applied";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn batch_with_a_duplicate_inside_applies_it_once_in_one_transaction() -> anyhow::Result<()> {
+    let bus = batching_bus("batchdup", 6).await?;
+    let name = "batchdup-test.replica";
+    bus.declare_consumer(name, &["members.#"]).await?;
+    let ids = publish_events(
+        &bus,
+        &[
+            Some("m-1"),
+            Some("m-2"),
+            None,
+            Some("m-3"),
+            Some("m-4"),
+            Some("m-5"),
+        ],
+    )
+    .await?;
+    assert_eq!(ids[1], ids[2], "the third message is a copy of the second");
+    let recorder = Recorder::new(name);
+    bus.spawn_consumer(name, &["members.#"], recorder.clone())
+        .await?;
+
+    assert_applied_exactly_once(&bus, 5).await?;
+    assert_eq!(recorder.attempts(ids[1]), 1, "the copy is not handled");
+    assert_eq!(
+        bus.scalar(APPLYING_TRANSACTIONS).await?,
+        1,
+        "the six deliveries are applied in one transaction"
+    );
+    bus.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn batch_with_a_permanently_failing_event_dead_letters_only_that_event() -> anyhow::Result<()>
+{
+    let bus = batching_bus("batchpoison", 5).await?;
+    let name = "batchpoison-test.replica";
+    bus.declare_consumer(name, &["members.#"]).await?;
+    let ids = publish_events(
+        &bus,
+        &[
+            Some("m-1"),
+            Some("m-2"),
+            Some("poison-3"),
+            Some("m-4"),
+            Some("m-5"),
+        ],
+    )
+    .await?;
+    let recorder = Recorder::new(name);
+    bus.spawn_consumer(name, &["members.#"], recorder.clone())
+        .await?;
+
+    let broker = RawBroker::connect(&bus.config.amqp_url).await?;
+    let dead = broker
+        .take(&bus.config.dead_letter_queue_name(name), 1)
+        .await?;
+    assert_eq!(
+        dead[0]
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|s| s.as_str().to_owned()),
+        Some(ids[2].to_string())
+    );
+    assert_eq!(
+        header_text(&dead[0], "x-jifen-reason").as_deref(),
+        Some("poisoned subject poison-3")
+    );
+    bus.wait_for_count(APPLIED_DISTINCT, 4).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(bus.scalar(APPLIED_ROWS).await?, 4, "the others, once each");
+    assert_eq!(
+        bus.scalar("SELECT count(*) FROM applied WHERE subject LIKE 'poison%'")
+            .await?,
+        0
+    );
+    assert_eq!(
+        bus.scalar(INBOX_ROWS).await?,
+        4,
+        "no inbox row for the poison"
+    );
+    assert_eq!(
+        bus.scalar("SELECT coalesce(max(value), 0)::bigint FROM counters")
+            .await?,
+        1
+    );
+    assert_eq!(
+        recorder.attempts(ids[2]),
+        1,
+        "a permanent failure is not retried"
+    );
+    assert_eq!(
+        bus.scalar(APPLYING_TRANSACTIONS).await?,
+        1,
+        "the four others still commit together"
+    );
+    let more = broker
+        .channel
+        .basic_get(
+            bus.config.dead_letter_queue_name(name).as_str().into(),
+            lapin::options::BasicGetOptions::default(),
+        )
+        .await?;
+    assert!(more.is_none(), "only the poison is dead-lettered");
+    bus.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transient_failure_mid_batch_doubles_nothing_and_everything_is_applied()
+-> anyhow::Result<()> {
+    let bus = batching_bus("batchflaky", 5).await?;
+    let name = "batchflaky-test.replica";
+    bus.declare_consumer(name, &["members.#"]).await?;
+    let ids = publish_events(
+        &bus,
+        &[
+            Some("m-1"),
+            Some("m-2"),
+            Some("flaky-3"),
+            Some("m-4"),
+            Some("m-5"),
+        ],
+    )
+    .await?;
+    let recorder = Recorder::new(name);
+    bus.spawn_consumer(name, &["members.#"], recorder.clone())
+        .await?;
+
+    assert_applied_exactly_once(&bus, 5).await?;
+    assert_eq!(
+        recorder.attempts(ids[2]),
+        3,
+        "two transient failures, then success"
+    );
+    assert_eq!(
+        bus.scalar(&format!(
+            "SELECT count(*) FROM applied WHERE event_id = '{}'",
+            ids[2]
+        ))
+        .await?,
+        1
+    );
+    bus.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn consumer_killed_mid_batch_and_restarted_applies_every_event_once() -> anyhow::Result<()> {
+    let bus = TestBus::new("killbatch").await?;
+    let name = "killbatch-test.replica";
+    bus.declare_consumer(name, &["members.#"]).await?;
+    let ids = bus
+        .stage_many(600, "members.member.created.v1", "m")
+        .await?;
+    let relay = Relay::new(bus.db.clone(), bus.config.clone(), "members");
+    let mut relayed = 0;
+    while relayed < ids.len() {
+        relayed += drain(&relay).await?;
+    }
+
+    // The first consumer stops for good inside the batch holding m-300, and is killed there.
+    let gate = Gate::new(Recorder::new(name), "m-300");
+    let first = bus.spawn_consumer_with(
+        bus.config.clone(),
+        name,
+        &["members.#"],
+        gate.clone(),
+        bus.child_token(),
+    );
+    gate.reached().await?;
+    first.abort();
+    assert!(first.await.is_err_and(|e| e.is_cancelled()));
+    let committed = bus.scalar(APPLIED_ROWS).await?;
+    eprintln!("killed with {committed} of 600 events applied");
+    assert!(committed < 600, "{committed}");
+    assert_eq!(bus.scalar(INBOX_ROWS).await?, committed);
+    assert_eq!(
+        bus.scalar(&format!(
+            "SELECT count(*) FROM inbox WHERE event_id = '{}'",
+            ids[300]
+        ))
+        .await?,
+        0,
+        "the interrupted batch committed nothing"
+    );
+
+    bus.spawn_consumer(name, &["members.#"], Recorder::new(name))
+        .await?;
+    assert_applied_exactly_once(&bus, 600).await?;
     bus.cleanup().await
 }
 
