@@ -28,6 +28,11 @@
 //! members directly below it (25 branches at 1,000 members, 7,500 at 300,000), every member with
 //! 12 months × 5 approved ledger lines of 2026; this scenario adds each member-month's approved
 //! declaration (`declaration_months`), so participation is 100% and the mean points are not zero.
+//! Loaded in bulk rather than through the events, the cities then get the dashboard's rollup
+//! (docs/decisions/0018) rebuilt as its migration's backfill does. With
+//! `JIFEN_BENCH_DASHBOARD_BEFORE_READS=n`, the statements the dashboard ran before the rollup
+//! are timed too over the big city (the month's n times, the trend's once), each checked to give
+//! the rollup's figures.
 
 use crate::grading::{exec, jifen_grading_migrate, seed, uuid_sql};
 use crate::report::{CpuTimes, Report};
@@ -68,6 +73,17 @@ pub struct Options {
     pub trend_reads: usize,
     /// Seed the big city again even when an earlier run left it in place.
     pub fresh: bool,
+}
+
+/// Reads of the month's statement before the rollup (docs/decisions/0018) over the big city,
+/// beside the rollup's, each checked to give the same figures; with any, the trend's statement
+/// before the rollup also runs once (tens of seconds at 300,000 members). From
+/// `JIFEN_BENCH_DASHBOARD_BEFORE_READS`; 0 (the default): neither.
+fn before_reads() -> usize {
+    std::env::var("JIFEN_BENCH_DASHBOARD_BEFORE_READS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Runs both parts and prints their lines.
@@ -115,6 +131,7 @@ async fn concurrent_part(
     let started = Instant::now();
     seed(&db, SMALL_CITY).await?;
     seed_declaration_months(&db, SMALL_CITY).await?;
+    store::rebuild_rollup(&db).await?;
     println!(
         "{:<34} {:>9} members, seeded in {:.1} s",
         "dashboard city",
@@ -284,6 +301,20 @@ async fn big_city_part(
         sql_alone.push((took, Ok(serde_json::Value::Null)));
     }
     print_sequential("  its SQL alone, on one connection", &sql_alone, None);
+    if before_reads() > 0 {
+        let mut before = Vec::new();
+        let want = sorted(store::figures_by_child(&db, &path, YEAR, MONTH).await?);
+        for _ in 0..before_reads() {
+            let started = Instant::now();
+            let groups = before_0018::figures_by_child(&db, &path, YEAR, MONTH).await?;
+            before.push((started.elapsed(), Ok(serde_json::Value::Null)));
+            anyhow::ensure!(
+                sorted(groups) == want,
+                "the rollup's figures differ from the statement before 0018"
+            );
+        }
+        print_sequential("  the month's statement before 0018", &before, None);
+    }
 
     let url = format!("{uncached}/api/v1/dashboard/orgs/{ROOT}/trend?year={YEAR}");
     let mut through_gateway = Vec::new();
@@ -311,6 +342,21 @@ async fn big_city_part(
         );
     }
     print_sequential("  its SQL alone, on one connection", &sql_alone, None);
+    if before_reads() > 0 {
+        let want = store::figures_by_month(&db, &path, YEAR).await?;
+        let started = Instant::now();
+        let rows = before_0018::figures_by_month(&db, &path, YEAR).await?;
+        let took = started.elapsed();
+        anyhow::ensure!(
+            rows == want,
+            "the rollup's trend differs from the statement before 0018"
+        );
+        print_sequential(
+            "  the trend's statement before 0018",
+            &[(took, Ok(serde_json::Value::Null))],
+            None,
+        );
+    }
     services.print_memory();
     services.stop().await;
     db.close().await?;
@@ -372,11 +418,28 @@ async fn seed_big_city_declarations(db: &DatabaseConnection, members: u64) -> an
     .await
     .unwrap_or(-1);
     if u64::try_from(seeded).ok() == Some(members) {
+        // Declarations seeded by a run before the rollup (0018): its migration's backfill
+        // filled it when the database was migrated; a bulk load after that did not.
+        if scalar(db, "SELECT count(*) AS n FROM dashboard_org_members").await? == 0 {
+            let started = Instant::now();
+            store::rebuild_rollup(db).await?;
+            println!(
+                "dashboard: the rollup of the big city rebuilt in {:.0} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
         return Ok(());
     }
     let started = Instant::now();
     exec(db, "TRUNCATE declaration_months").await?;
     seed_declaration_months(db, members).await?;
+    // Loaded in bulk, not through the events: the rollup is built as its migration's backfill.
+    store::rebuild_rollup(db).await?;
+    exec(
+        db,
+        "VACUUM ANALYZE dashboard_member_months, dashboard_org_months, dashboard_org_members",
+    )
+    .await?;
     exec(db, "DROP TABLE IF EXISTS bench_dashboard_seeded").await?;
     exec(
         db,
@@ -815,4 +878,91 @@ fn peak_kib(pid: u32) -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+}
+
+fn sorted(mut groups: Vec<store::ChildFigures>) -> Vec<store::ChildFigures> {
+    groups.sort_by_key(|g| g.child);
+    groups
+}
+
+/// The dashboard's statements as they were before the rollup (docs/decisions/0008, 0015),
+/// over `members`, `declaration_months` and `ledger_entries`: the reference the rollup's
+/// figures must equal, and its time the "before" of docs/benchmarks.md.
+mod before_0018 {
+    use jifen_grading::store::dashboard::{ChildFigures, MonthFigures};
+    use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, Statement};
+
+    fn pattern(path: &str) -> Result<String, DbErr> {
+        if path.is_empty()
+            || !path
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || c == '-' || c == '/')
+        {
+            return Err(DbErr::Custom(format!("not an organization path: {path:?}")));
+        }
+        Ok(format!("'{path}%'"))
+    }
+
+    pub async fn figures_by_child(
+        conn: &impl ConnectionTrait,
+        path: &str,
+        year: i32,
+        month: u32,
+    ) -> Result<Vec<ChildFigures>, DbErr> {
+        let pattern = pattern(path)?;
+        let child_at = i32::try_from(path.len() + 1).unwrap_or(i32::MAX);
+        ChildFigures::find_by_statement(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            format!(
+                "SELECT CAST(nullif(substr(m.org_path, $3, 36), '') AS uuid) AS child, \
+                 count(*) AS members, count(d.member_id) AS declared, \
+                 CAST(coalesce(sum(p.points), 0) AS bigint) AS points \
+                 FROM members m \
+                 LEFT JOIN (SELECT DISTINCT member_id FROM declaration_months \
+                   WHERE year = $1 AND month = $2 AND submitted) d ON d.member_id = m.id \
+                 LEFT JOIN (SELECT member_id, sum(points) AS points FROM ledger_entries \
+                   WHERE year = $1 AND month = $2 GROUP BY member_id) p ON p.member_id = m.id \
+                 WHERE m.org_path LIKE {pattern} AND m.status = 'active' \
+                 GROUP BY 1"
+            ),
+            [
+                year.into(),
+                i32::try_from(month).unwrap_or(0).into(),
+                child_at.into(),
+            ],
+        ))
+        .all(conn)
+        .await
+    }
+
+    pub async fn figures_by_month(
+        conn: &impl ConnectionTrait,
+        path: &str,
+        year: i32,
+    ) -> Result<Vec<MonthFigures>, DbErr> {
+        let pattern = pattern(path)?;
+        MonthFigures::find_by_statement(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            format!(
+                "WITH m AS (SELECT id FROM members WHERE org_path LIKE {pattern} \
+                   AND status = 'active'), \
+                 d AS (SELECT dm.month, count(DISTINCT dm.member_id) AS declared \
+                   FROM declaration_months dm JOIN m ON m.id = dm.member_id \
+                   WHERE dm.year = $1 AND dm.submitted GROUP BY dm.month), \
+                 p AS (SELECT le.month, sum(le.points) AS points \
+                   FROM ledger_entries le JOIN m ON m.id = le.member_id \
+                   WHERE le.year = $1 GROUP BY le.month), \
+                 months AS (SELECT month FROM d UNION SELECT month FROM p UNION SELECT 0) \
+                 SELECT CAST(months.month AS integer) AS month, \
+                 (SELECT count(*) FROM m) AS members, \
+                 coalesce(d.declared, 0) AS declared, \
+                 CAST(coalesce(p.points, 0) AS bigint) AS points \
+                 FROM months LEFT JOIN d ON d.month = months.month \
+                 LEFT JOIN p ON p.month = months.month ORDER BY 1"
+            ),
+            [year.into()],
+        ))
+        .all(conn)
+        .await
+    }
 }

@@ -16,6 +16,11 @@
 //! | `declarations.standard.published.v1` | the newest standard of each year |
 //! | `evaluations.round.#` | the per-member quarter results of a closed round |
 //!
+//! The dashboard's rollup (`dashboard_member_months`, `dashboard_org_months`,
+//! `dashboard_org_members`; docs/decisions/0018-dashboard-rollup.md) follows the member, the
+//! declaration's month and the ledger in the same transaction, recomputed from them under the
+//! member's lock.
+//!
 //! Invariants: every event applies only when its aggregate's version is newer than the one held
 //! (a version guard per organization, member, standard, declaration, branch record and round),
 //! and every event carries its aggregate's whole state — so applying the same events twice, or
@@ -191,7 +196,23 @@ async fn apply_member(tx: &DatabaseTransaction, payload: &[u8]) -> Result<(), Ha
         sanctions: serde_json::Value::Array(sanctions),
         version: m.version,
     };
-    projection::upsert_member(tx, &row).await.map_err(transient)
+    // The dashboard's rollup counts an active member's figures under their organization's
+    // path: a transfer or a change of status moves them (nothing when the event is stale).
+    projection::lock_member(tx, row.id)
+        .await
+        .map_err(transient)?;
+    let before = store::dashboard::active_path(tx, row.id)
+        .await
+        .map_err(transient)?;
+    projection::upsert_member(tx, &row)
+        .await
+        .map_err(transient)?;
+    let after = store::dashboard::active_path(tx, row.id)
+        .await
+        .map_err(transient)?;
+    store::dashboard::move_member(tx, row.id, before.as_deref(), after.as_deref())
+        .await
+        .map_err(transient)
 }
 
 async fn apply_declaration(tx: &DatabaseTransaction, payload: &[u8]) -> Result<(), HandleError> {
@@ -209,6 +230,14 @@ async fn apply_declaration(tx: &DatabaseTransaction, payload: &[u8]) -> Result<(
     if status == ev::DeclarationStatus::Unspecified {
         return Err(permanent("declaration without a status"));
     }
+    // The member's lock first (as every write of a member's projection), then the month the
+    // declaration was held under, so both months' rollup follow the newest version.
+    projection::lock_member(tx, member_id)
+        .await
+        .map_err(transient)?;
+    let held = store::dashboard::declaration_month_of(tx, id)
+        .await
+        .map_err(transient)?;
     store::dashboard::upsert_declaration_month(
         tx,
         &store::dashboard::DeclarationMonth {
@@ -223,10 +252,32 @@ async fn apply_declaration(tx: &DatabaseTransaction, payload: &[u8]) -> Result<(
     )
     .await
     .map_err(transient)?;
+    // The rollup of the month held before and of the month now: with the ledger's months when
+    // the ledger changes below, else here (a replay filling `declaration_months`).
+    let now = store::dashboard::MemberMonth {
+        member_id,
+        year,
+        month,
+    };
+    let months: Vec<_> = held
+        .into_iter()
+        .filter(|h| *h != now)
+        .chain([now])
+        .collect();
     if !projection::advance_source(tx, id, "declaration", member_id, d.version)
         .await
         .map_err(transient)?
     {
+        for at in months {
+            if at.member_id != member_id {
+                projection::lock_member(tx, at.member_id)
+                    .await
+                    .map_err(transient)?;
+            }
+            store::dashboard::refresh_member_month(tx, at)
+                .await
+                .map_err(transient)?;
+        }
         return Ok(());
     }
     let approved = status == ev::DeclarationStatus::Approved;
@@ -248,7 +299,7 @@ async fn apply_declaration(tx: &DatabaseTransaction, payload: &[u8]) -> Result<(
             });
         }
     }
-    projection::replace_entries(tx, id, member_id, year, &entries)
+    projection::replace_entries(tx, id, member_id, year, &entries, &months)
         .await
         .map_err(transient)
 }
@@ -281,7 +332,7 @@ async fn apply_branch_record(tx: &DatabaseTransaction, payload: &[u8]) -> Result
             note: r.note,
         }]
     };
-    projection::replace_entries(tx, id, member_id, year, &entries)
+    projection::replace_entries(tx, id, member_id, year, &entries, &[])
         .await
         .map_err(transient)
 }

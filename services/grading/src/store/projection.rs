@@ -2,7 +2,7 @@
 //! aggregate (organization, member, standard, declaration, branch record, round), so a
 //! redelivered, replayed or reordered event changes nothing (DESIGN.md §4).
 
-use super::stmt;
+use super::{dashboard, stmt};
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 use uuid::Uuid;
 
@@ -221,38 +221,66 @@ pub struct NewEntry {
 
 /// Replaces the ledger rows of the source `reference` of `member_id` in `year` by `entries`
 /// (none: the source no longer counts — a declaration not approved, a revoked record), and
-/// rewrites the member's `member_years` row.
+/// rewrites the member's `member_years` row and the dashboard's rollup of every month whose
+/// rows changed and of the months `also` (docs/decisions/0018-dashboard-rollup.md).
 pub async fn replace_entries(
     conn: &impl ConnectionTrait,
     reference: Uuid,
     member_id: Uuid,
     year: i32,
     entries: &[NewEntry],
+    also: &[dashboard::MemberMonth],
 ) -> Result<(), DbErr> {
-    lock_member_year(conn, member_id, year).await?;
-    conn.execute_raw(stmt(
-        "DELETE FROM ledger_entries WHERE ref = $1",
+    #[derive(FromQueryResult)]
+    struct Removed {
+        member_id: Uuid,
+        year: i16,
+        month: i16,
+    }
+    lock_member(conn, member_id).await?;
+    let removed = Removed::find_by_statement(stmt(
+        "DELETE FROM ledger_entries WHERE ref = $1 RETURNING member_id, year, month",
         [reference.into()],
     ))
+    .all(conn)
     .await?;
     if !entries.is_empty() {
         insert_entries(conn, reference, entries).await?;
     }
-    refresh_member_year(conn, member_id, year).await
+    refresh_member_year(conn, member_id, year).await?;
+    let months: std::collections::BTreeSet<dashboard::MemberMonth> = removed
+        .into_iter()
+        .map(|r| dashboard::MemberMonth {
+            member_id: r.member_id,
+            year: i32::from(r.year),
+            month: u32::try_from(r.month).unwrap_or(0),
+        })
+        .chain(entries.iter().map(|e| dashboard::MemberMonth {
+            member_id: e.member_id,
+            year: e.year,
+            month: e.month,
+        }))
+        .chain(also.iter().copied())
+        .collect();
+    for at in months {
+        if at.member_id != member_id {
+            lock_member(conn, at.member_id).await?;
+        }
+        dashboard::refresh_member_month(conn, at).await?;
+    }
+    Ok(())
 }
 
-/// Serializes the changes of one member's year until the end of the transaction: events of the
-/// same member applied at the same time would otherwise each rewrite `member_years` from a
-/// snapshot without the other's lines. (Read committed: the statements after the lock see what
-/// the transaction that held it committed.)
-async fn lock_member_year(
-    conn: &impl ConnectionTrait,
-    member_id: Uuid,
-    year: i32,
-) -> Result<(), DbErr> {
+/// Serializes the changes of one member's projection (ledger, packed years, quarters, the
+/// dashboard's rollup, the member's own row) until the end of the transaction: events of the
+/// same member applied at the same time would otherwise each rewrite `member_years` or the
+/// rollup from a snapshot without the other's changes. (Read committed: the statements after
+/// the lock see what the transaction that held it committed.) Taken first, before any row of
+/// the member is written, so two transactions never wait on each other the other way round.
+pub async fn lock_member(conn: &impl ConnectionTrait, member_id: Uuid) -> Result<(), DbErr> {
     conn.execute_raw(stmt(
-        "SELECT pg_advisory_xact_lock(hashtextextended('member-year:' || $1::text, $2))",
-        [member_id.into(), i64::from(year).into()],
+        "SELECT pg_advisory_xact_lock(hashtextextended('member:' || $1::text, 0))",
+        [member_id.into()],
     ))
     .await?;
     Ok(())
@@ -378,7 +406,7 @@ pub async fn replace_quarter_results(
     members.sort();
     members.dedup();
     for member in &members {
-        lock_member_year(conn, *member, year).await?;
+        lock_member(conn, *member).await?;
     }
     conn.execute_raw(stmt(
         "DELETE FROM quarter_results WHERE round_id = $1",

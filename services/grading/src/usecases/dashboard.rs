@@ -5,7 +5,8 @@
 //!
 //! Invariants:
 //! * set-based: three statements whatever the size of the subtree (figures grouped by child,
-//!   the children's names, the grade counts), never a statement per member;
+//!   the children's names, the grade counts), never a statement per member; the figures are
+//!   read from the rollup, one row per organization path (docs/decisions/0018);
 //! * the organization's figures are the sums of its groups' (its own members and each child's),
 //!   so a child's members and declarations always add up to the parent's;
 //! * authorization (staff over the organization) is checked before anything is read.

@@ -8,3 +8,4 @@ mod drift;
 mod export;
 mod helpers;
 mod replay;
+mod rollup;
