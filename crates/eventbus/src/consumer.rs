@@ -489,20 +489,9 @@ impl Consumer {
                             self.count("dead_lettered");
                         }
                         HandleError::Transient(error) => {
-                            item.span.in_scope(|| {
-                                tracing::warn!(
-                                    error = format!("{error:#}"),
-                                    redelivered = delivery.redelivered,
-                                    "event requeued"
-                                );
-                            });
-                            tokio::time::sleep(REQUEUE_PAUSE).await;
-                            let requeue = BasicNackOptions {
-                                requeue: true,
-                                multiple: false,
-                            };
-                            within("basic.nack", delivery.acker.nack(requeue)).await?;
-                            self.count("requeued");
+                            self.requeue(delivery, &error)
+                                .instrument(item.span.clone())
+                                .await?;
                             settle[item.index] = Settle::Done;
                         }
                     }
@@ -635,20 +624,7 @@ impl Consumer {
                     within("basic.ack", delivery.acker.ack(BasicAckOptions::default())).await?;
                     self.count("dead_lettered");
                 }
-                Attempt::Transient(error) => {
-                    tracing::warn!(
-                        error = format!("{error:#}"),
-                        redelivered = delivery.redelivered,
-                        "event requeued"
-                    );
-                    tokio::time::sleep(REQUEUE_PAUSE).await;
-                    let requeue = BasicNackOptions {
-                        requeue: true,
-                        multiple: false,
-                    };
-                    within("basic.nack", delivery.acker.nack(requeue)).await?;
-                    self.count("requeued");
-                }
+                Attempt::Transient(error) => self.requeue(delivery, &error).await?,
                 Attempt::Unavailable(error) => {
                     let delay = backoff.next_delay();
                     tracing::warn!(error = %report(&error), retry_in = ?delay, "database unavailable; holding the event");
@@ -746,6 +722,24 @@ impl Consumer {
                 "channel is not in confirm mode".to_owned(),
             )),
         }
+    }
+
+    /// A transient failure: after a pause (so that it has a chance to clear), the delivery goes
+    /// back to the queue, counting toward its delivery limit.
+    async fn requeue(&self, delivery: &Delivery, error: &anyhow::Error) -> Result<(), BusError> {
+        tracing::warn!(
+            error = format!("{error:#}"),
+            redelivered = delivery.redelivered,
+            "event requeued"
+        );
+        tokio::time::sleep(REQUEUE_PAUSE).await;
+        let requeue = BasicNackOptions {
+            requeue: true,
+            multiple: false,
+        };
+        within("basic.nack", delivery.acker.nack(requeue)).await?;
+        self.count("requeued");
+        Ok(())
     }
 
     fn count(&self, outcome: &'static str) {

@@ -12,8 +12,8 @@ use entities::{
 };
 use sea_orm::{
     ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, DbBackend, DbErr, EntityTrait as _,
-    FromQueryResult, IntoActiveModel as _, QueryFilter as _, QueryOrder as _, QuerySelect as _,
-    SqlErr, Statement, Value,
+    FromQueryResult, IntoActiveModel as _, QueryFilter as _, QueryOrder as _, QueryResult,
+    QuerySelect as _, SqlErr, Statement, Value,
 };
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
@@ -231,13 +231,6 @@ pub async fn save_context(
 ) -> Result<Option<SaveContext>, DbErr> {
     #[derive(FromQueryResult)]
     struct Row {
-        id: Uuid,
-        org_id: Uuid,
-        org_path: String,
-        name: String,
-        category: String,
-        status: String,
-        version: i64,
         uploaded: Vec<String>,
     }
     // A declaration keeps the path it was created under; a reopening applies to that path.
@@ -272,18 +265,15 @@ pub async fn save_context(
     else {
         return Ok(None);
     };
-    let m = Row::from_query_result(&raw, "")?;
-    let c = ContextRow::from_query_result(&raw, "")?;
-    Ok(Some(SaveContext {
-        member: member_replica::Model {
-            id: m.id,
-            org_id: m.org_id,
-            org_path: m.org_path,
-            name: m.name,
-            category: m.category,
-            status: m.status,
-            version: m.version,
-        },
+    let uploaded = Row::from_query_result(&raw, "")?.uploaded;
+    save_context_of(&raw, uploaded.into_iter().collect()).map(Some)
+}
+
+/// A [`SaveContext`] from a row with the member replica's columns and [`context_columns`].
+fn save_context_of(raw: &QueryResult, uploaded: HashSet<String>) -> Result<SaveContext, DbErr> {
+    let c = ContextRow::from_query_result(raw, "")?;
+    Ok(SaveContext {
+        member: member_replica::Model::from_query_result(raw, "")?,
         unit_type: c.unit_type.unwrap_or_else(|| "other".to_owned()),
         standard_version: c.standard_version.unwrap_or(0),
         records: from_json("branch records", c.records)?,
@@ -292,8 +282,8 @@ pub async fn save_context(
             .map(|d| from_json("declaration", d))
             .transpose()?,
         reopened_until: c.reopened_until,
-        uploaded: m.uploaded.into_iter().collect(),
-    }))
+        uploaded,
+    })
 }
 
 pub async fn submit_context(
@@ -354,12 +344,6 @@ pub async fn batch_contexts(
     #[derive(FromQueryResult)]
     struct Row {
         id: Uuid,
-        org_id: Uuid,
-        org_path: String,
-        name: String,
-        category: String,
-        status: String,
-        version: i64,
         declaration_unit_type: Option<String>,
     }
     let sql = format!(
@@ -394,30 +378,10 @@ pub async fn batch_contexts(
     let mut out = HashMap::with_capacity(rows.len());
     for raw in rows {
         let m = Row::from_query_result(&raw, "")?;
-        let c = ContextRow::from_query_result(&raw, "")?;
         out.insert(
             m.id,
             BatchContext {
-                save: SaveContext {
-                    member: member_replica::Model {
-                        id: m.id,
-                        org_id: m.org_id,
-                        org_path: m.org_path,
-                        name: m.name,
-                        category: m.category,
-                        status: m.status,
-                        version: m.version,
-                    },
-                    unit_type: c.unit_type.unwrap_or_else(|| "other".to_owned()),
-                    standard_version: c.standard_version.unwrap_or(0),
-                    records: from_json("branch records", c.records)?,
-                    existing: c
-                        .existing
-                        .map(|d| from_json("declaration", d))
-                        .transpose()?,
-                    reopened_until: c.reopened_until,
-                    uploaded: uploaded.clone(),
-                },
+                save: save_context_of(&raw, uploaded.clone())?,
                 declaration_unit_type: m
                     .declaration_unit_type
                     .unwrap_or_else(|| "other".to_owned()),

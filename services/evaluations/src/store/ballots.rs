@@ -18,34 +18,7 @@ pub async fn insert(
     kind: &str,
     ratings: &[(Uuid, &str)],
 ) -> Result<(), DbErr> {
-    // v4, not v7: a time-ordered id would record when the ballot was cast.
-    let id = Uuid::new_v4();
-    conn.execute_raw(stmt(
-        "INSERT INTO ballots (id, round_id, evaluator_kind) VALUES ($1, $2, $3)",
-        [id.into(), round_id.into(), kind.into()],
-    ))
-    .await?;
-    if ratings.is_empty() {
-        return Ok(());
-    }
-    let mut values: Vec<Value> = Vec::with_capacity(ratings.len() * 4);
-    for (member, rating) in ratings {
-        values.extend([
-            id.into(),
-            round_id.into(),
-            (*member).into(),
-            (*rating).into(),
-        ]);
-    }
-    conn.execute_raw(stmt(
-        format!(
-            "INSERT INTO ballot_ratings (ballot_id, round_id, member_id, rating) VALUES {}",
-            placeholders(ratings.len(), 4, 1)
-        ),
-        values,
-    ))
-    .await?;
-    Ok(())
+    insert_many(conn, round_id, &[(kind, ratings.to_vec())]).await
 }
 
 /// Inserts several ballots of the round `(kind, ratings)`, each with a random (v4) id, in the
