@@ -144,10 +144,16 @@ ensure_databases() {
 }
 
 clean_test_dbs() {
-  local n=0
-  for db in $(pg_sql -tAc "SELECT datname FROM pg_database WHERE datname LIKE 'jifen\_test\_%'"); do
-    pg_sql -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" && n=$((n + 1))
-  done
+  # Each DROP DATABASE waits for a checkpoint; dropped eight at a time, they share them (a full
+  # test run leaves about 1,800 databases: minutes one by one).
+  local dbs n
+  dbs=$(pg_sql -tAc "SELECT datname FROM pg_database WHERE datname LIKE 'jifen\_test\_%'")
+  n=$(grep -c . <<<"$dbs" || true)
+  if [ "$n" -gt 0 ]; then
+    export PGHOST PGPORT PGUSER
+    xargs -P 8 -I{} psql -X -q -v ON_ERROR_STOP=1 -d postgres \
+      -c 'DROP DATABASE IF EXISTS "{}" WITH (FORCE)' <<<"$dbs"
+  fi
   log "dropped $n test databases"
 }
 
