@@ -27,6 +27,12 @@ pub struct BusConfig {
     /// How long a consumer lets a batch fill before it applies what it has (default 2 ms). Under
     /// a backlog batches fill while the previous one is applied, without waiting.
     pub batch_linger: Duration,
+    /// How long published outbox rows and inbox rows are kept before the relay's retention
+    /// sweep deletes them (default 7 days; [`crate::relay`]). An inbox row is what makes a
+    /// redelivery a duplicate, so keep it longer than any message can wait in a queue.
+    pub retention: Duration,
+    /// How often the retention sweep runs (default 1 hour).
+    pub retention_interval: Duration,
     /// How many times a message is delivered before RabbitMQ dead-letters it (default 5).
     pub delivery_limit: u32,
     /// How often the relay polls the outbox when no notification woke it (default 1 s).
@@ -40,6 +46,9 @@ pub struct BusConfig {
     pub sample_interval: Duration,
 }
 
+/// Default of [`BusConfig::retention`]: seven days.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
 impl BusConfig {
     /// Production names and defaults for the broker at `amqp_url`.
     pub fn new(amqp_url: impl Into<String>) -> Self {
@@ -51,6 +60,8 @@ impl BusConfig {
             prefetch: 256,
             batch_size: 128,
             batch_linger: Duration::from_millis(2),
+            retention: DEFAULT_RETENTION,
+            retention_interval: Duration::from_secs(3600),
             delivery_limit: 5,
             poll_interval: Duration::from_secs(1),
             relay_linger: Duration::from_millis(10),
@@ -61,6 +72,12 @@ impl BusConfig {
     /// Prefixes the exchange names and the queue names with `p` (for tests). A `.` separator is
     /// added unless `p` is empty or already ends with one, so `with_prefix("t-x-1")` gives the
     /// exchange `t-x-1.jifen.events` and consumer queues `t-x-1.<name>`.
+    /// How long published outbox rows and inbox rows are kept ([`BusConfig::retention`]).
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
     pub fn with_prefix(mut self, p: &str) -> Self {
         if p.is_empty() {
             return self;

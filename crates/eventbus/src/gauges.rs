@@ -37,6 +37,10 @@ pub fn describe() {
         "Age of the oldest outbox row not yet published (0 when none), by service."
     );
     metrics::describe_counter!(
+        "jifen_retention_deleted_total",
+        "Published outbox rows and inbox rows the retention sweep deleted, by table."
+    );
+    metrics::describe_counter!(
         "jifen_events_consumed_total",
         "Deliveries a consumer finished, by consumer and outcome (applied, duplicate, dead_lettered, requeued, ...)."
     );

@@ -82,7 +82,7 @@ mod relay;
 mod store;
 mod topology;
 
-pub use config::BusConfig;
+pub use config::{BusConfig, DEFAULT_RETENTION};
 pub use consumer::{Consumer, ConsumerSpec, EventHandler, HandleError, IncomingEvent};
 pub use error::BusError;
 pub use outbox::{OutgoingEvent, StagedEvent, stage};

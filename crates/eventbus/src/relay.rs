@@ -13,6 +13,13 @@
 //! Metrics: published events and batch times, and the backlog (rows, oldest age) sampled every
 //! `sample_interval` ([`crate::gauges`]).
 //!
+//! Retention: every `retention_interval` the relay also deletes the published outbox rows and
+//! the inbox rows older than `retention` (default 7 days), a few thousand rows per statement
+//! with `SKIP LOCKED`, so it never waits on (or blocks) a relay claiming or a consumer applying:
+//! unpublished rows are never deleted, and an inbox row outlives any redelivery of its event
+//! as long as no message waits in a queue longer than `retention`. Deleted rows are counted in
+//! `jifen_retention_deleted_total{table}`.
+//!
 //! Wake-ups: `LISTEN jifen_outbox` (a dedicated pooled connection; [`crate::stage`] notifies at
 //! commit), with a poll every `poll_interval` as the fallback for lost notifications. A
 //! notification is answered after `relay_linger`, so that the events of the transactions
@@ -121,6 +128,12 @@ impl Relay {
             self.config.sample_interval,
             listener_cancel.clone(),
         ));
+        let pruner = tokio::spawn(prune_periodically(
+            self.db.clone(),
+            self.config.retention,
+            self.config.retention_interval,
+            listener_cancel.clone(),
+        ));
         tracing::info!(source = %self.source, "outbox relay started");
 
         let mut backoff = Backoff::new();
@@ -164,11 +177,19 @@ impl Relay {
         listener_cancel.cancel();
         let _ = listener.await;
         let _ = sampler.await;
+        let _ = pruner.await;
         if let Some(publisher) = self.publisher.lock().await.take() {
             publisher.close().await;
         }
         tracing::info!(source = %self.source, "outbox relay stopped");
         Ok(())
+    }
+
+    /// One retention sweep now (the relay runs one every `retention_interval`): deletes the
+    /// published outbox rows and the inbox rows older than `retention`; answers how many of
+    /// each.
+    pub async fn prune_once(&self) -> Result<(u64, u64), BusError> {
+        Ok(prune(&self.db, self.config.retention).await?)
     }
 
     /// Publishes everything pending once (for tests and benchmarks); returns how many events
@@ -314,6 +335,34 @@ impl Relay {
 
 /// Samples the outbox backlog for `/metrics` at once and every `every`, until `cancel`. A failed
 /// sample (PostgreSQL away) keeps the previous values and is tried again next time.
+/// The retention sweep ([`Relay::prune_once`]) every `every`, the first one at start.
+async fn prune_periodically(
+    db: DatabaseConnection,
+    retention: Duration,
+    every: Duration,
+    cancel: CancellationToken,
+) {
+    loop {
+        if let Err(error) = prune(&db, retention).await {
+            tracing::warn!(error = %report(&BusError::from(error)), "retention sweep failed; retrying at the next one");
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+async fn prune(db: &DatabaseConnection, retention: Duration) -> Result<(u64, u64), sea_orm::DbErr> {
+    let (outbox, inbox) = store::prune(db, retention).await?;
+    metrics::counter!("jifen_retention_deleted_total", "table" => "outbox").increment(outbox);
+    metrics::counter!("jifen_retention_deleted_total", "table" => "inbox").increment(inbox);
+    if outbox + inbox > 0 {
+        tracing::info!(outbox, inbox, "retention sweep deleted old rows");
+    }
+    Ok((outbox, inbox))
+}
+
 async fn sample_outbox(
     db: DatabaseConnection,
     service: String,

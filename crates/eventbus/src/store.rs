@@ -168,3 +168,42 @@ pub(crate) async fn outbox_backlog(db: &impl ConnectionTrait) -> Result<(i64, f6
         None => Ok((0, 0.0)),
     }
 }
+
+/// Rows deleted per statement by the retention sweep: short transactions, few locks.
+const PRUNE_CHUNK: i64 = 5_000;
+
+/// Deletes published outbox rows and inbox rows older than `older_than`, a chunk per statement
+/// (each its own implicit transaction); answers (outbox rows, inbox rows) deleted. Unpublished
+/// outbox rows are never touched: the relay still owes them to the broker.
+pub(crate) async fn prune(
+    db: &impl ConnectionTrait,
+    older_than: std::time::Duration,
+) -> Result<(u64, u64), DbErr> {
+    let seconds = i64::try_from(older_than.as_secs()).unwrap_or(i64::MAX);
+    let mut deleted = [0u64; 2];
+    for (at, sql) in [
+        "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE published_at IS NOT NULL \
+         AND published_at < now() - make_interval(secs => $1) LIMIT $2 FOR UPDATE SKIP LOCKED)",
+        "DELETE FROM inbox WHERE ctid IN (SELECT ctid FROM inbox \
+         WHERE processed_at < now() - make_interval(secs => $1) LIMIT $2 FOR UPDATE SKIP LOCKED)",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        loop {
+            let done = db
+                .execute_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    sql,
+                    [(seconds as f64).into(), PRUNE_CHUNK.into()],
+                ))
+                .await?
+                .rows_affected();
+            deleted[at] += done;
+            if done < PRUNE_CHUNK as u64 {
+                break;
+            }
+        }
+    }
+    Ok((deleted[0], deleted[1]))
+}

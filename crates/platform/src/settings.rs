@@ -130,6 +130,19 @@ where
     Env::process().parse_or(name, default)
 }
 
+/// `JIFEN_BUS_RETENTION_DAYS` (default 7) as a duration; 0 would forget every inbox row at
+/// once, so it must be from 1 to 3,650.
+fn retention_days(env: &Env) -> Result<Duration, ConfigError> {
+    const NAME: &str = "JIFEN_BUS_RETENTION_DAYS";
+    match env.parse_or::<u64>(NAME, 7)? {
+        days @ 1..=3650 => Ok(Duration::from_secs(days * 24 * 3600)),
+        days => Err(ConfigError {
+            name: NAME.into(),
+            message: format!("must be a number of days from 1 to 3650, not {days}"),
+        }),
+    }
+}
+
 /// Default drain period after SIGTERM, in seconds (see [`CoreSettings::shutdown_drain`]).
 pub const DEFAULT_SHUTDOWN_DRAIN_SECS: u64 = 5;
 
@@ -144,6 +157,11 @@ pub struct CoreSettings {
     pub redis_url: String,
     /// Prefix of exchange and queue names (`JIFEN_BUS_PREFIX`, empty in production).
     pub bus_prefix: String,
+    /// How long published outbox rows and inbox rows are kept (`JIFEN_BUS_RETENTION_DAYS`,
+    /// default 7): the event bus's retention sweep deletes older ones. Keep it longer than any
+    /// message may wait in a queue, dead-letter queues included (an inbox row is what makes a
+    /// redelivery a duplicate).
+    pub bus_retention: Duration,
     /// OTLP endpoint; tracing export is off when unset (`OTEL_EXPORTER_OTLP_ENDPOINT`).
     pub otlp_endpoint: Option<String>,
     /// Directory of JWT keys: `<kid>.pub.pem` verify, `<kid>.key.pem` sign (`JIFEN_JWT_KEYS_DIR`).
@@ -171,6 +189,7 @@ impl CoreSettings {
             amqp_url: env.var_or("JIFEN_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")?,
             redis_url: env.var_or("JIFEN_REDIS_URL", "redis://127.0.0.1:6379")?,
             bus_prefix: env.var_or("JIFEN_BUS_PREFIX", "")?,
+            bus_retention: retention_days(env)?,
             otlp_endpoint: env.var_opt("OTEL_EXPORTER_OTLP_ENDPOINT")?,
             jwt_keys_dir: env.var_or("JIFEN_JWT_KEYS_DIR", ".run/keys")?,
             migrate_on_start: env.parse_or("JIFEN_MIGRATE_ON_START", true)?,
@@ -263,5 +282,21 @@ mod tests {
         ]);
         assert_eq!(env.var_opt("JIFEN_BUS_PREFIX").unwrap(), None);
         assert_eq!(env.var_opt("JIFEN_REDIS_URL").unwrap(), None);
+    }
+
+    #[test]
+    fn the_bus_keeps_its_rows_a_week_unless_told_otherwise_and_never_zero_days() {
+        let week = CoreSettings::from(&Env::from_pairs([("JIFEN_BUS_PREFIX", "x")])).unwrap();
+        assert_eq!(week.bus_retention, Duration::from_secs(7 * 24 * 3600));
+        let month = Env::from_pairs([("JIFEN_BUS_RETENTION_DAYS", "30")]);
+        assert_eq!(
+            CoreSettings::from(&month).unwrap().bus_retention,
+            Duration::from_secs(30 * 24 * 3600)
+        );
+        for bad in ["0", "-1", "a week", "3651"] {
+            let error = CoreSettings::from(&Env::from_pairs([("JIFEN_BUS_RETENTION_DAYS", bad)]))
+                .unwrap_err();
+            assert_eq!(error.name, "JIFEN_BUS_RETENTION_DAYS", "{bad}");
+        }
     }
 }

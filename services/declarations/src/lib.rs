@@ -97,7 +97,9 @@ impl Settings {
                 "JIFEN_DECLARATIONS_OPS_ADDR",
                 SocketAddr::from(([127, 0, 0, 1], 9102)),
             )?,
-            bus: BusConfig::new(core.amqp_url).with_prefix(&core.bus_prefix),
+            bus: BusConfig::new(core.amqp_url)
+                .with_prefix(&core.bus_prefix)
+                .with_retention(core.bus_retention),
             verifier,
             evidence_dir: PathBuf::from(var_or("JIFEN_EVIDENCE_DIR", "var/evidence")?),
             evidence_max_bytes,

@@ -128,7 +128,9 @@ impl Settings {
                 "JIFEN_EVALUATIONS_OPS_ADDR",
                 SocketAddr::from(([127, 0, 0, 1], 9103)),
             )?,
-            bus: BusConfig::new(core.amqp_url).with_prefix(&core.bus_prefix),
+            bus: BusConfig::new(core.amqp_url)
+                .with_prefix(&core.bus_prefix)
+                .with_retention(core.bus_retention),
             verifier,
             code_key: decode_key("JIFEN_EVALUATIONS_CODE_KEY", &key)?,
             sweep_interval: Duration::from_secs(sweep),

@@ -87,7 +87,9 @@ impl Settings {
                 "JIFEN_GRADING_OPS_ADDR",
                 SocketAddr::from(([127, 0, 0, 1], 9104)),
             )?,
-            bus: BusConfig::new(core.amqp_url).with_prefix(&core.bus_prefix),
+            bus: BusConfig::new(core.amqp_url)
+                .with_prefix(&core.bus_prefix)
+                .with_retention(core.bus_retention),
             verifier,
             clock: Clock::system(),
             otlp_endpoint: core.otlp_endpoint,

@@ -140,7 +140,9 @@ impl Settings {
                 "JIFEN_MEMBERS_OPS_ADDR",
                 SocketAddr::from(([127, 0, 0, 1], 9101)),
             )?,
-            bus: BusConfig::new(core.amqp_url).with_prefix(&core.bus_prefix),
+            bus: BusConfig::new(core.amqp_url)
+                .with_prefix(&core.bus_prefix)
+                .with_retention(core.bus_retention),
             verifier,
             pii_key: decode_pii_key(&pii).context("JIFEN_PII_KEY")?,
             pii_previous_keys: var_opt("JIFEN_PII_PREVIOUS_KEYS")?

@@ -1097,3 +1097,81 @@ async fn delete_topology_removes_the_prefixs_queues_and_exchanges() -> anyhow::R
     other.cleanup().await?;
     bus.cleanup().await
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_deletes_only_old_published_and_processed_rows_while_the_bus_runs()
+-> anyhow::Result<()> {
+    let mut bus = TestBus::new("retention").await?;
+    bus.config.retention_interval = Duration::from_millis(200);
+    let uuids = |ids: &[Uuid]| {
+        format!(
+            "'{{{}}}'::uuid[]",
+            ids.iter()
+                .map(Uuid::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        )
+    };
+
+    // An old row the relay has not published yet survives a sweep: the broker is still owed it.
+    let late = stage(&bus.db, "tests", event("members.member.created.v1", "late")).await?;
+    bus.db
+        .execute_unprepared("UPDATE outbox SET created_at = now() - interval '30 days'")
+        .await?;
+    let idle = Relay::new(bus.db.clone(), bus.config.clone(), "tests");
+    assert_eq!(idle.prune_once().await?, (0, 0));
+    assert_eq!(bus.scalar(UNPUBLISHED).await?, 1);
+
+    // With a consumer and the relay (sweeping every 200 ms) running: 21 events published and
+    // applied; then 11 of them are made older than the window (7 days by default).
+    let name = "retention-test.replica";
+    bus.spawn_consumer(name, &["members.#"], Recorder::new(name))
+        .await?;
+    bus.spawn_relay();
+    let mut ids = bus.stage_many(20, "members.member.created.v1", "r").await?;
+    bus.wait_for_count(APPLIED_ROWS, 21).await?;
+    bus.wait_for_count(INBOX_ROWS, 21).await?;
+    assert_eq!(bus.scalar(UNPUBLISHED).await?, 0);
+    let recent = ids.split_off(10);
+    let old: Vec<Uuid> = ids.into_iter().chain([late]).collect();
+    bus.db
+        .execute_unprepared(&format!(
+            "UPDATE outbox SET published_at = now() - interval '8 days' WHERE id = ANY({0});
+             UPDATE inbox SET processed_at = now() - interval '8 days' WHERE event_id = ANY({0})",
+            uuids(&old)
+        ))
+        .await?;
+
+    // The running relay's sweep deletes exactly those, in both tables; the recent ones stay.
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while bus.scalar("SELECT count(*) FROM outbox").await? > 10
+        || bus.scalar(INBOX_ROWS).await? > 10
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sweep did not run"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let kept = uuids(&recent);
+    assert_eq!(
+        bus.scalar(&format!(
+            "SELECT count(*) FROM outbox WHERE id = ANY({kept})"
+        ))
+        .await?,
+        10
+    );
+    assert_eq!(
+        bus.scalar(&format!(
+            "SELECT count(*) FROM inbox WHERE event_id = ANY({kept})"
+        ))
+        .await?,
+        10
+    );
+    // Nothing was applied again, and new events still flow.
+    bus.stage_many(3, "members.member.created.v1", "after")
+        .await?;
+    bus.wait_for_count(APPLIED_ROWS, 24).await?;
+    assert_eq!(bus.scalar(APPLIED_DISTINCT).await?, 24);
+    bus.cleanup().await
+}
